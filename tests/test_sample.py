@@ -7,7 +7,11 @@ and are skipped (with the reason) where apt or the mirror is unavailable.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +42,7 @@ MALLARD_PAGE = """<?xml version="1.0" encoding="utf-8"?>
   <p>텍스트를 선택하고
      <keyseq><key>Ctrl</key><key>C</key></keyseq> 키를 누릅니다.</p>
   <media type="image" src="figures/copy.png"><p>그림 대체 텍스트</p></media>
+  <p>상단 표시줄의 <media type="image" src="figures/icon.svg">아이콘</media> 단추를 누릅니다.</p>
   <comment><p>번역자 메모</p></comment>
   <steps>
     <item><p><guiseq><gui>편집</gui><gui>복사</gui></guiseq>를 선택합니다.</p></item>
@@ -113,6 +118,7 @@ def test_parse_mallard_page() -> None:
     assert page.title == "텍스트 복사하기"
     assert page.body == (
         "텍스트를 선택하고 Ctrl+C 키를 누릅니다.\n"
+        "상단 표시줄의 단추를 누릅니다.\n"
         "편집 ▸ 복사를 선택합니다.\n"
         "자세한 내용은 붙여넣기를 봅니다.\n"
         "기본 분기\n"
@@ -186,10 +192,14 @@ def test_drop_reasons() -> None:
 
 def test_collect_sorts_counts_and_pairs() -> None:
     ko_ok = ParsedPage("제목", "한국어 본문입니다. " * 20)
-    pairs = [
-        ("c:b", "u/b.ko", "u/b.en", ko_ok, ParsedPage("Title", "English body")),
-        ("c:a", "u/a.ko", "u/a.en", ko_ok, None),
-        ("c:z", "u/z.ko", "u/z.en", ParsedPage("Title", "Untranslated body. " * 20), None),
+
+    def never() -> ParsedPage | None:
+        raise AssertionError("the English side of a dropped page must not be parsed")
+
+    pairs: list[sample.Pair] = [
+        ("c:b", "u/b.ko", "u/b.en", ko_ok, lambda: ParsedPage("Title", "English body")),
+        ("c:a", "u/a.ko", "u/a.en", ko_ok, lambda: None),
+        ("c:z", "u/z.ko", "u/z.en", ParsedPage("Title", "Untranslated body. " * 20), never),
     ]
     ko_bytes, en_bytes, counts = sample._collect(iter(pairs), 100, 0.5)
     ko_rows = [json.loads(line) for line in ko_bytes.decode().splitlines()]
@@ -235,9 +245,9 @@ def test_unpaired_roles_rejected(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------
 
 
-def _build_or_skip(*args: object, **kwargs: object) -> sample.SampleReport:
+def _build_or_skip(out_dir: Path, packages: Sequence[DebianPackage], **kwargs: Any) -> sample.SampleReport:
     try:
-        return build_sample(*args, **kwargs)  # type: ignore[arg-type]
+        return build_sample(out_dir, packages, **kwargs)
     except SampleSourceError as err:
         if err.reason in NETWORK_REASONS:
             pytest.skip(f"Debian packages unavailable here ({err.reason}): {err}")
@@ -296,3 +306,28 @@ def test_build_sample_other_version_and_min_docs(monkeypatch: pytest.MonkeyPatch
             work_dir=tmp_path,
         )
     assert err.value.reason == "too_few_docs" and "data=kowiki_shared" in str(err.value)
+
+
+@pytest.mark.skipif(not all(map(shutil.which, ("dpkg-deb", "tar"))), reason="needs dpkg-deb and tar")
+def test_extract_only_selected_members(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "DEBIAN/control").write_text(
+        "Package: fake-help\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: t\n"
+    )
+    for rel in ("usr/share/help/ko/a.page", "usr/share/help/ko/figures/x.png", "usr/share/help/de/a.page"):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text("x")
+    deb = tmp_path / "fake.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-b", str(pkg), str(deb)], check=True, capture_output=True
+    )
+    dest = tmp_path / "x"
+    dest.mkdir()
+    sample._extract(deb, dest, ("./usr/share/help/ko/*.page",))
+    assert [p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()] == [
+        "usr/share/help/ko/a.page"
+    ]
+    with pytest.raises(SampleSourceError, match="layout changed") as err:
+        sample._extract(deb, dest, ("./usr/share/libreoffice/*",))
+    assert err.value.reason == "bad_package"

@@ -189,7 +189,7 @@ class ChunkConfig:
         overlap_sentences: Sentences repeated at the start of the next passage of a document.
         min_tokens: A final passage shorter than this is merged into the previous one when it fits,
             else kept (never dropped).
-        splitter: ``kiwi`` (kiwipiepy) — the maintained splitter chosen by measurement (see README).
+        splitter: ``sentencex`` (default, chosen by measurement — see README) or ``kiwi`` (kiwipiepy).
         workers: Processes used to split and tokenize; 0 means all cores.
         batch_docs: Documents per work batch.
     """
@@ -197,7 +197,7 @@ class ChunkConfig:
     max_tokens: int | None = None
     overlap_sentences: int = 1
     min_tokens: int = 16
-    splitter: str = "kiwi"
+    splitter: str = "sentencex"
     workers: int = 0
     batch_docs: int = 512
 
@@ -205,7 +205,7 @@ class ChunkConfig:
         _require(self.max_tokens is None or self.max_tokens >= 16, "chunk.max_tokens", "must be >= 16 or null")
         _require(self.overlap_sentences >= 0, "chunk.overlap_sentences", "must be >= 0")
         _require(self.min_tokens >= 0, "chunk.min_tokens", "must be >= 0")
-        _require(self.splitter in {"kiwi", "regex"}, "chunk.splitter", f"unknown splitter {self.splitter!r}")
+        _require(self.splitter in {"sentencex", "kiwi"}, "chunk.splitter", f"unknown splitter {self.splitter!r}")
         _require(self.workers >= 0 and self.batch_docs > 0, "chunk.workers", "must be >= 0")
 
 

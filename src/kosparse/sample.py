@@ -3,8 +3,8 @@
 The sample corpus is made of Korean help pages shipped by Debian (GNOME user
 docs, LibreOffice help, the Debian FAQ), each paired with its English original
 through a shared ``id``. Packages are fetched with ``apt-get download`` (no
-install, no root needed for the download itself) and unpacked with
-``dpkg-deb -x``.
+install, no root needed for the download itself); only the help pages are
+unpacked (``dpkg-deb --fsys-tarfile | tar -x``).
 
 Output layout::
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -44,7 +46,7 @@ class SampleSourceError(RuntimeError):
 
     Attributes:
         reason: Machine-readable cause: ``apt_missing``, ``version_unavailable``,
-            ``download_failed`` or ``too_few_docs``.
+            ``download_failed``, ``bad_package`` or ``too_few_docs``.
     """
 
     def __init__(self, message: str, reason: str) -> None:
@@ -74,6 +76,15 @@ ROLES: dict[str, tuple[str, str]] = {
     "libreoffice-en": ("libreoffice-help", "en"),
     "debian-faq-ko": ("debian-faq", "ko"),
     "debian-faq-en": ("debian-faq", "en"),
+}
+
+# role -> the only archive members that are unpacked (GNU tar wildcards; ``*`` matches ``/``)
+ROLE_MEMBERS: dict[str, tuple[str, ...]] = {
+    "gnome-mallard": ("./usr/share/help/ko/*.page", "./usr/share/help/C/*.page"),
+    "libreoffice-ko": ("./usr/share/libreoffice/help/ko/text/*.html",),
+    "libreoffice-en": ("./usr/share/libreoffice/help/en-US/text/*.html",),
+    "debian-faq-ko": ("./usr/share/doc/debian/FAQ/ko/*.html",),
+    "debian-faq-en": ("./usr/share/doc/debian/FAQ/*.en.html",),
 }
 
 DEFAULT_PACKAGES: tuple[DebianPackage, ...] = (
@@ -203,6 +214,7 @@ def _mal_local(el: ET.Element) -> str:
 
 
 def _render_mallard(el: ET.Element, sink: _Sink, titles: Mapping[str, str]) -> None:
+    """Render one element (not its tail) into ``sink``."""
     name = _mal_local(el)
     if name in _MAL_SKIP or name.startswith("ext:") or not _mallard_test(el.get(_IF + "test")):
         return
@@ -221,7 +233,6 @@ def _render_mallard(el: ET.Element, sink: _Sink, titles: Mapping[str, str]) -> N
             _render_mallard(child, sub, titles)
             parts.append(sub.result())
         sink.text(("+" if name == "keyseq" else " ▸ ").join(p for p in parts if p))
-        sink.text(el.tail or "")
         return
     block = name in _MAL_BLOCK and not (name == "code" and _is_inline_code(el))
     if block:
@@ -236,7 +247,6 @@ def _render_mallard(el: ET.Element, sink: _Sink, titles: Mapping[str, str]) -> N
         sink.pre -= pre
     if block:
         sink.brk()
-    sink.text(el.tail or "")
 
 
 def _is_inline_code(el: ET.Element) -> bool:
@@ -248,6 +258,7 @@ def _render_mallard_children(el: ET.Element, sink: _Sink, titles: Mapping[str, s
     sink.text(el.text or "")
     for child in el:
         _render_mallard(child, sink, titles)
+        sink.text(child.tail or "")
 
 
 def mallard_page_title(data: bytes) -> tuple[str, str]:
@@ -280,9 +291,9 @@ def parse_mallard_page(data: bytes, link_titles: Mapping[str, str] | None = None
             sub = _Sink()
             _render_mallard_children(child, sub, titles)
             title = sub.result().replace("\n", " ")
-            sink.text(child.tail or "")
         else:
             _render_mallard(child, sink, titles)
+        sink.text(child.tail or "")
     return ParsedPage(title, sink.result())
 
 
@@ -362,7 +373,9 @@ def _render_html(node: _Node, sink: _Sink, skip: Callable[[_Node], bool]) -> Non
         sink.brk()
 
 
-def _html_text(node: _Node, skip: Callable[[_Node], bool] = lambda n: False) -> str:
+def _html_text(node: _Node | None, skip: Callable[[_Node], bool] = lambda n: False) -> str:
+    if node is None:
+        return ""
     sink = _Sink()
     _render_html(node, sink, skip)
     return sink.result()
@@ -411,9 +424,9 @@ def parse_libreoffice_page(html: str, module: str | None = None) -> ParsedPage:
     area = root.find(lambda n: n.attrs.get("id") == "DisplayArea")
     head_title = root.find(lambda n: n.tag == "title")
     if area is None:
-        return ParsedPage(_html_text(head_title) if head_title else "", "")
+        return ParsedPage(_html_text(head_title), "")
     h1 = area.find(lambda n: n.tag == "h1")
-    title = _html_text(h1).replace("\n", " ") if h1 else (_html_text(head_title) if head_title else "")
+    title = _html_text(h1 if h1 is not None else head_title).replace("\n", " ")
     chosen: set[int] = set()
     for sw in area.iter():
         if not sw.classes() & {"switch", "switchinline"}:
@@ -446,7 +459,9 @@ def parse_libreoffice_page(html: str, module: str | None = None) -> ParsedPage:
 # Debian FAQ (DocBook XSL chunked XHTML)
 # --------------------------------------------------------------------------
 
-_NUMBER_RE = re.compile(r"^(?:(?:Chapter|Appendix) [\dA-Z]+\.|\d+장\.|부록 [A-Z]\.|[\dA-Z]+(?:\.\d+)*\.)\s*")
+_NUMBER_RE = re.compile(
+    r"^(?:(?:Chapter|Appendix) [\dA-Z]+\.|\d+장\.|부록 [A-Z]\.|(?:\d+|[A-Z])(?:\.\d+)*\.)\s+"
+)
 _DOCBOOK_SKIP = frozenset({"toc", "navheader", "navfooter", "footnote", "footnotes", "titlepage"})
 
 
@@ -474,7 +489,8 @@ def parse_docbook_chapter(html: str) -> list[tuple[str, ParsedPage]]:
         if h is None:
             return "", ""
         anchor = h.find(lambda n: n.tag == "a" and "id" in n.attrs)
-        return (anchor.attrs["id"] if anchor else ""), _NUMBER_RE.sub("", _html_text(h).replace("\n", " "))
+        text = _NUMBER_RE.sub("", _html_text(h).replace("\n", " "))
+        return (anchor.attrs["id"] if anchor is not None else ""), text
 
     def skip_top(n: _Node) -> bool:
         return n.tag in _HTML_SKIP_TAGS or n.tag == "sup" or bool(n.classes() & _DOCBOOK_SKIP)
@@ -510,7 +526,7 @@ def parse_docbook_chapter(html: str) -> list[tuple[str, ParsedPage]]:
 
 
 def _run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    env = {**os.environ, "LC_ALL": "C"}
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
@@ -518,14 +534,15 @@ def _available_versions(name: str) -> list[str]:
     if shutil.which("apt-cache") is None:
         return []
     res = _run(["apt-cache", "madison", name])
-    return [p[1].strip() for line in res.stdout.splitlines() if len(p := line.split("|")) >= 3]
+    found = [p[1].strip() for line in res.stdout.splitlines() if len(p := line.split("|")) >= 3]
+    return list(dict.fromkeys(found))  # madison lists newest first; a version may repeat per suite
 
 
 def _fetch(pkg: DebianPackage, deb_dir: Path, allow_other: bool, notes: list[str]) -> tuple[Path, str]:
     """Download ``pkg`` into ``deb_dir`` (reusing a matching .deb); return path and version."""
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+    if not all(shutil.which(tool) for tool in ("apt-get", "dpkg-deb", "tar")):
         raise SampleSourceError(
-            "apt-get/dpkg-deb not found: the 'sample' corpus is built from Debian packages "
+            "apt-get/dpkg-deb/tar not found: the 'sample' corpus is built from Debian packages "
             f"({pkg.name}) and needs a Debian/Ubuntu host with apt",
             "apt_missing",
         )
@@ -565,6 +582,26 @@ def _fetch(pkg: DebianPackage, deb_dir: Path, allow_other: bool, notes: list[str
     return debs[0], version
 
 
+def _extract(deb: Path, dest: Path, members: Sequence[str]) -> None:
+    """Unpack only ``members`` of ``deb`` into ``dest`` (``dpkg-deb --fsys-tarfile | tar -x``)."""
+    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE) as src:
+        assert src.stdout is not None
+        res = subprocess.run(
+            ["tar", "-x", "-C", str(dest), "--wildcards", *members],
+            stdin=src.stdout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        src.stdout.close()
+    if res.returncode != 0 or src.returncode != 0:
+        raise SampleSourceError(
+            f"unpacking {', '.join(members)} from {deb.name} failed (package layout changed?): "
+            f"{res.stderr.strip()[-300:]}",
+            "bad_package",
+        )
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -574,14 +611,27 @@ def _sha256(path: Path) -> str:
 
 
 # --------------------------------------------------------------------------
-# Corpus readers: yield (id, ko url, en url, ko page, en page | None)
+# Corpus readers: yield (id, ko url, en url, ko page, lazy en page | None)
 # --------------------------------------------------------------------------
 
-Pair = tuple[str, str, str, ParsedPage | None, ParsedPage | None]
+Pair = tuple[str, str, str, ParsedPage | None, Callable[[], ParsedPage | None]]
 
 
 def _read_text(path: Path) -> str:
     return path.read_bytes().decode("utf-8")
+
+
+def _mallard_file(path: Path, titles: Mapping[str, str]) -> ParsedPage:
+    return parse_mallard_page(path.read_bytes(), titles)
+
+
+def _libreoffice_file(path: Path, module: str | None) -> ParsedPage:
+    return parse_libreoffice_page(_read_text(path), module)
+
+
+def _maybe(path: Path, parse: Callable[[Path], ParsedPage]) -> ParsedPage | None:
+    """Parse ``path`` if it exists (the English side is parsed only for kept Korean pages)."""
+    return parse(path) if path.is_file() else None
 
 
 def _gnome_pairs(roots: Mapping[str, Path]) -> Iterator[Pair]:
@@ -596,8 +646,8 @@ def _gnome_pairs(roots: Mapping[str, Path]) -> Iterator[Pair]:
         }
         for ko_path in sorted((help_dir / "ko" / doc).glob("*.page")):
             en_path = help_dir / "C" / doc / ko_path.name
-            ko = parse_mallard_page(ko_path.read_bytes(), titles["ko"])
-            en = parse_mallard_page(en_path.read_bytes(), titles["C"]) if en_path.is_file() else None
+            ko = _mallard_file(ko_path, titles["ko"])
+            en = partial(_maybe, en_path, partial(_mallard_file, titles=titles["C"]))
             url = f"https://help.gnome.org/{area}/{doc}/stable/{ko_path.stem}.html"
             yield f"gnome-user-docs:{doc}/{ko_path.stem}", url + ".ko", url + ".en", ko, en
 
@@ -612,8 +662,8 @@ def _libreoffice_pairs(roots: Mapping[str, Path], version: str) -> Iterator[Pair
         rel = ko_path.relative_to(ko_dir).as_posix()
         module = LIBREOFFICE_MODULES.get(rel.split("/")[1])
         en_path = en_dir / rel
-        ko = parse_libreoffice_page(_read_text(ko_path), module)
-        en = parse_libreoffice_page(_read_text(en_path), module) if en_path.is_file() else None
+        ko = _libreoffice_file(ko_path, module)
+        en = partial(_maybe, en_path, partial(_libreoffice_file, module=module))
         base = f"https://help.libreoffice.org/{short}"
         yield f"libreoffice-help:{rel[:-5]}.xhp", f"{base}/ko/{rel}", f"{base}/en-US/{rel}", ko, en
 
@@ -634,7 +684,7 @@ def _debian_faq_pairs(roots: Mapping[str, Path]) -> Iterator[Pair]:
                 f"{base}/{stem}.ko.html{frag}",
                 f"{base}/{stem}.en.html{frag}",
                 ko,
-                en_secs.get(anchor),
+                partial(en_secs.get, anchor),
             )
 
 
@@ -665,7 +715,7 @@ def _row(doc_id: str, url: str, page: ParsedPage, lang: str) -> tuple[str, str]:
 def _collect(pairs: Iterator[Pair], min_chars: int, min_share: float) -> tuple[bytes, bytes, CorpusCounts]:
     """Filter pairs; return ko JSONL bytes, en JSONL bytes (rows sorted by id) and counts."""
     counts, ko_rows, en_rows = CorpusCounts(), [], []
-    for doc_id, ko_url, en_url, ko, en in pairs:
+    for doc_id, ko_url, en_url, ko, en_page in pairs:
         counts.pages_seen += 1
         reason = drop_reason(ko, min_chars, min_share)
         if reason or ko is None:
@@ -673,6 +723,7 @@ def _collect(pairs: Iterator[Pair], min_chars: int, min_share: float) -> tuple[b
             continue
         ko_rows.append(_row(doc_id, ko_url, ko, "ko"))
         counts.chars_ko += len(ko.body)
+        en = en_page()
         if en is not None and en.title and en.body:
             en_rows.append(_row(doc_id, en_url, en, "en"))
             counts.chars_en += len(en.body)
@@ -741,11 +792,7 @@ def build_sample(
             dest = work / "extract" / pkg.name
             shutil.rmtree(dest, ignore_errors=True)
             dest.mkdir(parents=True)
-            res = _run(["dpkg-deb", "-x", str(deb), str(dest)])
-            if res.returncode != 0:
-                raise SampleSourceError(
-                    f"dpkg-deb -x {deb.name} failed: {res.stderr.strip()}", "download_failed"
-                )
+            _extract(deb, dest, ROLE_MEMBERS[pkg.role])
             corpus, side = ROLES[pkg.role]
             roots.setdefault(corpus, {})[side] = dest
             pkg_info.append(

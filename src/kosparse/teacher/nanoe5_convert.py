@@ -61,7 +61,9 @@ _DEQUANT_CHUNK = 1 << 18  # blocks per numpy pass (bounds temporary memory)
 _CONVERTER_VERSION = 1
 _MODEL_FILENAME = "e5-small-q4.bin"
 _SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
-_PROMPTS = {"query": "query: ", "passage": "passage: "}
+# "document" too: sentence-transformers >= 5 adds an empty "document" prompt by
+# default and encode_document() prefers it over "passage".
+_PROMPTS = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
 _TORCH_DTYPES = ("float32", "float16", "bfloat16")
 
 # e5.c layer tensor suffix -> transformers BertModel parameter name.
@@ -258,7 +260,7 @@ def read_e5s1(path: Path) -> E5S1Model:
     try:
         pieces = [
             (blob[a:b].decode("utf-8"), s)
-            for a, b, s in zip(bounds[:-1], bounds[1:], scores.astype(float).tolist())
+            for a, b, s in zip(bounds[:-1], bounds[1:], scores.astype(float).tolist(), strict=True)
         ]
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: a vocabulary piece is not valid UTF-8") from exc
@@ -352,7 +354,7 @@ def _build_double_array(keys: list[bytes], values: list[int]) -> list[int]:
     in the reader's lookup sufficient.
     """
     root: dict[int, Any] = {}
-    for key, value in sorted(zip(keys, values)):
+    for key, value in sorted(zip(keys, values, strict=True)):
         if not key or 0 in key:
             raise ValueError("double-array keys must be non-empty and NUL-free")
         node = root
@@ -429,9 +431,7 @@ def _unknown_char_regex(model: E5S1Model, regex_cls: Any) -> Any:
             ranges[-1][1] = cp
         else:
             ranges.append([cp, cp])
-    body = "".join(
-        f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges
-    )
+    body = "".join(f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges)
     return regex_cls(f"[^{body}]")
 
 
@@ -451,9 +451,8 @@ def build_tokenizer(model: E5S1Model) -> Any:
         The ``tokenizers.Tokenizer`` (typed ``Any`` because ``tokenizers``
         ships no type information).
     """
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers import models as tok_models
-    from tokenizers import processors
 
     pieces = model.pieces
     names = {p for p, _ in pieces}
@@ -461,7 +460,7 @@ def build_tokenizer(model: E5S1Model) -> Any:
         if special not in names:
             raise ValueError(f"vocabulary lacks special token {special!r}")
     tok = Tokenizer(tok_models.Unigram(pieces, unk_id=model.unk_id, byte_fallback=False))
-    steps = [normalizers.Replace(Regex(" {2,}"), " ")]
+    steps: list[Any] = [normalizers.Replace(Regex(" {2,}"), " ")]
     if model.norm_map:
         steps.insert(0, normalizers.Precompiled(_precompiled_charsmap(model.norm_map)))
     tok.normalizer = normalizers.Sequence(steps)
@@ -481,9 +480,7 @@ def build_tokenizer(model: E5S1Model) -> Any:
         pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, model.bos_id), (eos, model.eos_id)],
     )
-    tok.add_special_tokens(
-        [AddedToken(t, special=True, normalized=False) for t in _SPECIAL_TOKENS]
-    )
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in _SPECIAL_TOKENS])
     return tok
 
 

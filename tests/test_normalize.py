@@ -1,0 +1,27 @@
+"""Unit tests of text normalisation and the Hangul ratio (exact values)."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from kosparse.normalize import hangul_ratio, normalize_text
+
+
+def test_nfc_and_wikiextractor_residue() -> None:
+    decomposed = unicodedata.normalize("NFD", "한국어")
+    raw = f"제임스 카터(, 1924년 10월 1일 ~ )는 {decomposed} formula_1 공식() 이다.\r\n\r\n\n  둘째   줄 \t"
+    assert normalize_text(raw) == "제임스 카터(1924년 10월 1일 ~ )는 한국어 공식 이다.\n둘째 줄"
+
+
+def test_trailing_comma_and_empty_parens() -> None:
+    assert normalize_text("서울(, )특별시 (Seoul, ) 와 ( ) 끝") == "서울특별시 (Seoul) 와 끝"
+
+
+def test_control_and_zero_width_removed() -> None:
+    assert normalize_text("가\u200b나\x07다\ufeff") == "가나다"
+
+
+def test_hangul_ratio_exact() -> None:
+    assert hangul_ratio("가나 ab") == 0.5  # 2 Hangul of 4 non-space
+    assert hangul_ratio("   ") == 0.0
+    assert hangul_ratio("한국어") == 1.0

@@ -160,8 +160,11 @@ class Packer:
             if u.is_paragraph and self.budget - used >= self.min_tokens:
                 queue.extend(reversed(self._sentences(u)))  # fill the rest of this passage sentence by sentence
                 continue
-            out.append((cur, n_carry))
-            cur = self._overlap(cur, u)
+            if len(cur) > n_carry:  # never emit a passage that only repeats the previous one's overlap
+                out.append((cur, n_carry))
+                cur = self._overlap(cur, u)
+            else:
+                cur = []
             n_carry = len(cur)
             queue.append(u)
         if len(cur) > n_carry:
@@ -190,7 +193,8 @@ class Packer:
         """The last ``overlap`` sentences of ``units`` that still leave room for the unit ``nxt``.
 
         A trailing whole paragraph is split into sentences first (in place, so the passage it ends
-        and the overlap that repeats it agree).
+        and the overlap that repeats it agree). When ``nxt`` is a whole paragraph it can itself be split
+        to fill the passage, so the carry only has to leave ``min_tokens`` of room.
         """
         if not self.overlap or not units:
             return []
@@ -198,7 +202,9 @@ class Packer:
             units[-1:] = self._sentences(units[-1])
         carry: list[Unit] = []
         for s in reversed(units[-self.overlap:]):
-            if self._tok.count(s.start, nxt.end) > self.budget:
+            fits = (self._tok.count(s.start, units[-1].end) <= self.budget - max(self.min_tokens, 1)
+                    if nxt.is_paragraph else self._tok.count(s.start, nxt.end) <= self.budget)
+            if not fits:
                 break
             carry.insert(0, s)
         return carry

@@ -1,0 +1,128 @@
+"""Chunking: exact packing on a word-level toy tokenizer, then the real path with a trained tokenizer."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from kosparse.chunk import Packer, TokenOffsets, chunk_documents, make_splitter, passage_budget
+from kosparse.ingest import DOCUMENT_SCHEMA
+
+
+def word_offsets(text: str) -> TokenOffsets:
+    """One token per whitespace-separated word (offsets include the preceding space, like Metaspace)."""
+    offs = []
+    for m in re.finditer(r"\S+", text):
+        start = m.start() - 1 if m.start() > 0 else 0
+        offs.append((start, m.end()))
+    return TokenOffsets(offs)
+
+
+def period_split(text: str) -> list[tuple[int, int]]:
+    spans, pos = [], 0
+    for m in re.finditer(r"\. ", text):
+        spans.append((pos, m.start() + 1))
+        pos = m.end()
+    spans.append((pos, len(text)))
+    return spans
+
+
+def packer(budget: int, overlap: int = 1, min_tokens: int = 2) -> Packer:
+    return Packer(budget, overlap, min_tokens, period_split)
+
+
+def test_token_offsets_count_and_cut() -> None:
+    text = "a bb ccc\ndd e"
+    offs = word_offsets(text)
+    assert offs.count(0, len(text)) == 5
+    assert offs.count(0, 8) == 3 and offs.count(9, len(text)) == 2
+    assert [text[a:b] for a, b in offs.cut(0, len(text), 2)] == ["a bb", " ccc\ndd", " e"]
+
+
+def test_short_document_is_one_passage() -> None:
+    text = "가 나 다. 라 마.\n바 사."
+    [p] = packer(10).pack(text, word_offsets(text))
+    assert p.text == text and p.tokens == 7 and p.sentence_starts == [0, 12]
+
+
+def test_packing_overlap_and_sentence_boundaries() -> None:
+    text = "s1 a b. s2 c d. s3 e f.\ns4 g h. s5 i j."
+    passages = packer(7).pack(text, word_offsets(text))
+    assert [p.text for p in passages] == [
+        "s1 a b. s2 c d.",
+        "s2 c d. s3 e f.",
+        "s3 e f.\ns4 g h.",
+        "s4 g h. s5 i j.",
+    ]
+    assert all(p.tokens <= 7 for p in passages)
+    assert passages[2].sentence_starts == [0, 8]
+
+
+def test_no_overlap_and_hard_cut_of_long_sentence() -> None:
+    text = "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10."
+    passages = packer(4, overlap=0, min_tokens=0).pack(text, word_offsets(text))
+    assert [p.text for p in passages] == ["w1 w2 w3 w4", "w5 w6 w7 w8", "w9 w10."]
+
+
+def test_short_tail_is_merged_when_it_fits() -> None:
+    text = "a b c d e. f g h. i."
+    # budget 8: [a..e. f g h.] then tail "i." (1 token < min_tokens 2) merges only if it fits: 9 > 8, kept
+    ps = packer(8, overlap=0, min_tokens=2).pack(text, word_offsets(text))
+    assert [p.text for p in ps] == ["a b c d e. f g h.", "i."]
+    ps = packer(9, overlap=0, min_tokens=2).pack(text + " j k l m n o p q r s.", word_offsets(text + " j k l m n o p q r s."))
+    assert ps[-1].text.endswith("s.")
+
+
+def test_sentencex_spans_cover_korean_sentences() -> None:
+    split = make_splitter("sentencex")
+    text = "대한민국의 수도는 서울이다. 서울은 한강을 끼고 있다! 인구는 얼마일까?"
+    assert [text[a:b] for a, b in split(text)] == ["대한민국의 수도는 서울이다.", "서울은 한강을 끼고 있다!", "인구는 얼마일까?"]
+    with pytest.raises(ValueError, match="unknown sentence splitter"):
+        make_splitter("nltk")
+
+
+def _documents(tmp_path: Path, n: int) -> Path:
+    sentences = ["대한민국의 수도는 서울이다.", "서울은 한강을 끼고 있다.", "머신러닝은 인공지능의 한 분야이다.",
+                 "딥러닝은 신경망을 쓴다.", "지미 카터는 미국의 39대 대통령이다."]
+    rows = []
+    for i in range(n):
+        paras = [" ".join(sentences[(i + j + k) % 5] for k in range(2 + (i + j) % 4)) for j in range(1 + i % 6)]
+        text = "\n".join(paras)
+        rows.append({"source": "wiki", "id": str(i), "url": f"u{i}", "title": f"t{i}", "text": text,
+                     "language": "ko", "n_chars": len(text), "hangul_ratio": 1.0})
+    path = tmp_path / "documents.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA), path)
+    return path
+
+
+def test_chunk_documents_real_tokenizer(tmp_path: Path, tiny_tokenizer_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    docs = _documents(tmp_path, 40)
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir).backend_tokenizer
+    budget = passage_budget(tok, 40, "passage: ")
+    out1, out2 = tmp_path / "p1.parquet", tmp_path / "p2.parquet"
+    stats = chunk_documents(docs, out1, tmp_path / "r1.json", str(tiny_tokenizer_dir), budget, 1, 4, workers=1,
+                            batch_docs=7)
+    chunk_documents(docs, out2, tmp_path / "r2.json", str(tiny_tokenizer_dir), budget, 1, 4, workers=2, batch_docs=7)
+    t1, t2 = pq.read_table(out1), pq.read_table(out2)
+    assert t1.equals(t2)  # deterministic whatever the worker count
+    rows = t1.to_pylist()
+    assert stats.documents == 40 and stats.passages == len(rows) > 40
+    for r in rows:
+        full = len(tok.encode("passage: " + r["text"], add_special_tokens=True).ids)
+        assert full <= 40, (r["passage_id"], full)
+        assert r["text"].endswith(".")  # every passage ends at a sentence boundary
+        assert r["passage_id"] == f"wiki:{r['doc_id']}#{r['chunk_index']}"
+    by_doc: dict[str, list[dict[str, object]]] = {}
+    for r in rows:
+        by_doc.setdefault(str(r["doc_id"]), []).append(r)
+    for parts in by_doc.values():
+        assert [p["chunk_index"] for p in parts] == list(range(len(parts)))
+        for a, b in zip(parts, parts[1:], strict=False):
+            last_sentence = str(a["text"])[max(a["sentence_starts"]):]  # type: ignore[call-overload]
+            assert str(b["text"]).startswith(last_sentence)  # one sentence of overlap

@@ -29,7 +29,8 @@ def main() -> int:
     except SampleSourceError as exc:
         print(f"sample failed: {exc}", file=sys.stderr)
         return 1
-    print(f"sample: {report}")
+    print(f"sample: {report.docs_ko:,} Korean docs ({report.chars_ko:,} chars), {report.docs_en:,} English "
+          f"counterparts -> {OUT} in {report.wall_s:.1f}s")
     return 0
 
 

@@ -68,19 +68,22 @@ def test_no_overlap_and_hard_cut_of_long_sentence() -> None:
     assert [p.text for p in passages] == ["w1 w2 w3 w4", "w5 w6 w7 w8", "w9 w10."]
 
 
-def test_short_tail_is_merged_when_it_fits() -> None:
-    text = "a b c d e. f g h. i."
-    # budget 8: [a..e. f g h.] then tail "i." (1 token < min_tokens 2) merges only if it fits: 9 > 8, kept
-    ps = packer(8, overlap=0, min_tokens=2).pack(text, word_offsets(text))
-    assert [p.text for p in ps] == ["a b c d e. f g h.", "i."]
-    ps = packer(9, overlap=0, min_tokens=2).pack(text + " j k l m n o p q r s.", word_offsets(text + " j k l m n o p q r s."))
-    assert ps[-1].text.endswith("s.")
+def test_small_room_closes_the_passage_instead_of_splitting() -> None:
+    text = "a b c d e f.\ng h i."
+    # 6 + 3 > 8 and only 2 tokens of room (< min_tokens 3): the second paragraph starts a new passage whole
+    ps = packer(8, overlap=0, min_tokens=3).pack(text, word_offsets(text))
+    assert [p.text for p in ps] == ["a b c d e f.", "g h i."]
+    # with min_tokens 2 the room is filled sentence by sentence ("g h i." is one sentence of 3: no fit)
+    text2 = "a b c d e f.\ng h. i j."
+    ps = packer(8, overlap=0, min_tokens=2).pack(text2, word_offsets(text2))
+    assert [p.text for p in ps] == ["a b c d e f.\ng h.", "i j."]
 
 
 def test_sentencex_spans_cover_korean_sentences() -> None:
     split = make_splitter("sentencex")
     text = "대한민국의 수도는 서울이다. 서울은 한강을 끼고 있다! 인구는 얼마일까?"
-    assert [text[a:b] for a, b in split(text)] == ["대한민국의 수도는 서울이다.", "서울은 한강을 끼고 있다!", "인구는 얼마일까?"]
+    expected = ["대한민국의 수도는 서울이다.", "서울은 한강을 끼고 있다!", "인구는 얼마일까?"]
+    assert [text[a:b] for a, b in split(text)] == expected
     with pytest.raises(ValueError, match="unknown sentence splitter"):
         make_splitter("nltk")
 

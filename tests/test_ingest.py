@@ -122,7 +122,8 @@ def test_json_array_parquet_and_wikiextractor(tmp_path: Path) -> None:
 
 def test_namu_markup_is_stripped(tmp_path: Path) -> None:
     pytest.importorskip("namuwiki")
-    raw = "'''서울특별시'''는 [[대한민국]]의 [[수도(도시)|수도]]이다. 서울은 [[한강]]을 끼고 있으며 인구가 가장 많은 도시이다."
+    raw = ("'''서울특별시'''는 [[대한민국]]의 [[수도(도시)|수도]]이다. "
+           "서울은 [[한강]]을 끼고 있으며 인구가 가장 많은 도시이다.")
     (tmp_path / "n.jsonl").write_text(json.dumps(_doc(1, text=raw), ensure_ascii=False))
     src = SourceConfig(name="namuwiki", paths=["n.jsonl"], markup="namu")
     out = tmp_path / "o"

@@ -72,7 +72,6 @@ class ChunkStats:
     single_passage_documents: int = 0
     paragraphs_split: int = 0
     hard_cuts: int = 0
-    merged_tails: int = 0
     tokens: int = 0
 
     def add(self, other: ChunkStats) -> None:
@@ -112,7 +111,8 @@ class Packer:
     Attributes:
         budget: Maximum tokens per passage text.
         overlap: Sentences carried from the end of one passage to the start of the next.
-        min_tokens: A final passage below this is merged into the previous one when the result fits.
+        min_tokens: Least free room worth filling with the sentences of a paragraph that does not fit
+            whole (below it the passage is closed and the paragraph starts the next one).
         split: Sentence splitter: text -> sentence character spans.
     """
 
@@ -169,7 +169,7 @@ class Packer:
             queue.append(u)
         if len(cur) > n_carry:
             out.append((cur, n_carry))
-        return [self._render(units) for units in self._merge_tail(out)]
+        return [self._render(units) for units, _ in out]
 
     def _unit(self, a: int, b: int, paragraph: int) -> Unit | None:
         """A sentence-level unit for ``[a, b)`` with surrounding whitespace trimmed (None if empty)."""
@@ -208,21 +208,6 @@ class Packer:
                 break
             carry.insert(0, s)
         return carry
-
-    def _merge_tail(self, out: list[tuple[list[Unit], int]]) -> list[list[Unit]]:
-        """Merge a final passage shorter than ``min_tokens`` into the previous one when it fits."""
-        chunks = [units for units, _ in out]
-        if len(out) < 2:
-            return chunks
-        (prev, _), (tail, n_carry) = out[-2], out[-1]
-        rest = tail[n_carry:]
-        if not rest:
-            return chunks
-        tail_tokens = self._tok.count(rest[0].start, rest[-1].end)
-        if tail_tokens < self.min_tokens and self._tok.count(prev[0].start, rest[-1].end) <= self.budget:
-            self.stats.merged_tails += 1
-            return chunks[:-2] + [prev + rest]
-        return chunks
 
     def _render(self, units: list[Unit]) -> Passage:
         a, b = units[0].start, units[-1].end
@@ -377,7 +362,7 @@ def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_pat
         tokenizer_path: Teacher model folder or hub id (its tokenizer measures the budget).
         budget: Maximum tokens of passage text.
         overlap: Sentences of overlap between consecutive passages of a document.
-        min_tokens: Tail-merge threshold.
+        min_tokens: Least free room worth filling sentence by sentence (see :class:`Packer`).
         splitter: Sentence splitter name (:func:`make_splitter`).
         workers: Processes; 0 means ``os.cpu_count()``.
         batch_docs: Documents per work item.
@@ -401,7 +386,8 @@ def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_pat
             ctx = get_context("spawn")  # fork after tokenizers/Kiwi threads start can deadlock
             with ctx.Pool(n_workers, initializer=_Worker.init, initargs=init_args) as pool:
                 _drain(pool.imap(_Worker.run, _batches(documents, batch_docs)), writer, total, progress)
-    report = {**asdict(total), "budget": budget, "splitter": splitter, "overlap_sentences": overlap, "min_tokens": min_tokens,
+    report = {**asdict(total), "budget": budget, "splitter": splitter, "overlap_sentences": overlap,
+              "min_tokens": min_tokens,
               "tokenizer": tokenizer_path, "workers": n_workers, "seconds": round(time.perf_counter() - t0, 3)}
     report_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return total

@@ -187,8 +187,8 @@ class ChunkConfig:
         max_tokens: Token budget of a passage's text; ``None`` fits the teacher's passage length
             (``teacher.max_length`` minus the passage prefix and special tokens).
         overlap_sentences: Sentences repeated at the start of the next passage of a document.
-        min_tokens: A final passage shorter than this is merged into the previous one when it fits,
-            else kept (never dropped).
+        min_tokens: Least free room (tokens) worth filling with the sentences of a paragraph that does
+            not fit whole; with less room the passage is closed and the paragraph starts the next one.
         splitter: ``sentencex`` (default, chosen by measurement — see README) or ``kiwi`` (kiwipiepy).
         workers: Processes used to split and tokenize; 0 means all cores.
         batch_docs: Documents per work batch.

@@ -166,11 +166,7 @@ def parse_questions(answer: str) -> list[str]:
         text = text.rsplit("</think>", 1)[1]
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     marked = [_MARKER.sub("", ln, count=1) for ln in lines if _MARKER.match(ln)]
-    if marked:
-        items = marked
-    else:
-        items = [q for ln in lines if not ln.endswith((":", "："))
-                 for q in re.split(r"(?<=[?？])\s+", ln)]
+    items = marked or [q for ln in lines if not ln.endswith((":", "：")) for q in re.split(r"(?<=[?？])\s+", ln)]
     out = []
     for item in items:
         q = item.replace("**", "").strip().strip(_QUOTES + "*_ ").strip()

@@ -17,7 +17,7 @@ import gzip
 import html
 import lzma
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 FIELDS = ("id", "url", "title", "text", "language")
 """The plan's chunk schema."""
 
-_COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_COMPRESSED: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
 class InputError(RuntimeError):
@@ -59,7 +59,8 @@ class RawRow:
 def _open_binary(path: Path) -> IO[bytes]:
     opener = _COMPRESSED.get(path.suffix.lower())
     if opener is not None:
-        return opener(path, "rb")  # type: ignore[no-any-return]
+        fh: IO[bytes] = opener(path, "rb")
+        return fh
     return path.open("rb")
 
 

@@ -406,3 +406,11 @@ def test_cuda_fp16_agrees(tiny_model: str, encoder: Encoder) -> None:
     texts = _texts(8)
     cos = (gpu.encode(texts, "passage", "passage: ") * encoder.encode(texts, "passage", "passage: ")).sum(1)
     assert cos.min() > 0.99
+
+
+def test_backend_resolution() -> None:
+    from kosparse.embed import cpu_has_native_bf16, resolve_backend
+
+    assert resolve_backend("auto", "cuda") == "torch"
+    assert resolve_backend("auto", "cpu") == ("torch-bf16" if cpu_has_native_bf16() else "torch")
+    assert resolve_backend("torch", "cpu") == "torch"

@@ -10,10 +10,12 @@ Speed on CPU comes from three things (see ``bench/embed.py`` for the measured ef
 * texts are tokenized once, sorted by token length and padded only to a small set of bucket
   lengths, so batches carry little padding and oneDNN / ONNX Runtime reuse their kernels;
 * the ``auto`` backend runs the model under bf16 autocast where the CPU has native bf16
-  (AMX or AVX512-BF16), fp16 on CUDA, and int8 ONNX Runtime elsewhere when it is installed;
-* ONNX backends export the transformer once (eager attention, ORT's BERT fusions, optional
-  dynamic int8 quantisation) into a cache folder keyed by the model's content; nothing is ever
-  downloaded at run time.
+  (AMX or AVX512-BF16), in fp16 on CUDA, and in fp32 elsewhere;
+* the opt-in ONNX backends export the transformer once (eager attention, ONNX Runtime's BERT
+  fusions, optional dynamic int8 quantisation) into a cache folder keyed by the model's content;
+  nothing is ever downloaded at run time. On 450-token passages they are attention-bound and
+  gained less than bf16 in ``bench/embed.py`` (int8: cosine ~0.996 to fp32), so ``auto`` never
+  picks them.
 
 Large outputs are streamed: :func:`embed_to_shards` writes ``shard-00000.npy`` files plus a JSON
 manifest and skips shards that are already complete (an interrupted run resumes), and
@@ -73,8 +75,8 @@ class EmbedConfig:
         dtype: Storage dtype of the written arrays: ``float16`` or ``float32``.
         backend: ``auto``; ``torch`` (fp32 on CPU, fp16 on CUDA); ``torch-bf16`` (bf16 autocast);
             ``onnx`` (ONNX Runtime fp32); ``onnx-int8`` (ONNX Runtime, dynamic int8 weights).
-            ``auto`` picks ``torch`` on CUDA, ``torch-bf16`` on CPUs with native bf16, else
-            ``onnx-int8`` when onnxruntime is installed, else ``torch``.
+            ``auto`` picks ``torch-bf16`` on CPUs with native bf16 (AMX / AVX512-BF16), else
+            ``torch``.
         shard_size: Texts per shard file (the unit of resumption).
         max_length: Token limit including prefix and special tokens; ``None`` uses the teacher's.
         sort_by_length: Sort texts by token length before batching (results keep input order).
@@ -199,11 +201,7 @@ def resolve_backend(backend: str, device: str) -> str:
         ImportError: If an ONNX backend is requested without onnxruntime and onnx installed.
     """
     if backend == "auto":
-        if device == "cuda":
-            return "torch"
-        if cpu_has_native_bf16():
-            return "torch-bf16"
-        return "onnx-int8" if _onnxruntime_available() else "torch"
+        return "torch-bf16" if device == "cpu" and cpu_has_native_bf16() else "torch"
     if backend.startswith("onnx") and not _onnxruntime_available():
         raise ImportError(f"embed.backend={backend!r} needs `pip install onnxruntime onnx`")
     return backend

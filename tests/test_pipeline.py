@@ -98,3 +98,16 @@ def test_repro_then_noop_then_param_change(repo: Path) -> None:
     ran = _stages_run(third)
     assert "chunk" in ran
     assert not ran & {"sample", "teacher", "ingest"}  # nothing upstream of chunk reruns
+
+    # a mining parameter reruns mine -> assemble -> validate and never the embeddings
+    compose(repo / "params.yaml", repo / "conf", [*OVERRIDES, "chunk.overlap_sentences=0", "mine.top_k=30"])
+    assert _stages_run(_run(["dvc", "repro"], repo)) == {"mine", "assemble", "validate"}
+
+
+def test_forced_rerun_gives_byte_identical_training_rows(repo: Path) -> None:
+    train = repo / "data/neural_sparse_training/train.jsonl"
+    if not train.exists():
+        _run(["dvc", "repro"], repo)
+    before = train.read_bytes()
+    _run(["dvc", "repro", "--force"], repo)
+    assert train.read_bytes() == before

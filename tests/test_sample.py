@@ -220,7 +220,7 @@ def test_missing_apt_get_names_cause_and_alternatives(
     with pytest.raises(SampleSourceError, match="apt-get") as err:
         build_sample(tmp_path / "out", DEFAULT_PACKAGES, work_dir=tmp_path / "work")
     assert err.value.reason == "apt_missing"
-    assert "data=local" in str(err.value) and "data=kowiki_shared" in str(err.value)
+    assert "data=wiki_namu" in str(err.value) and "data=kowiki_shared" in str(err.value)
     assert not (tmp_path / "out").exists()
 
 

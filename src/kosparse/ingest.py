@@ -108,10 +108,9 @@ def _check_record(rec: dict[str, Any]) -> tuple[str | None, str]:
 class _Rejects:
     """Writes rejected rows as JSON Lines and keeps the counts."""
 
-    def __init__(self, path: Path, preview_chars: int, root: Path) -> None:
+    def __init__(self, path: Path, preview_chars: int) -> None:
         self._fh = path.open("wb")
         self._preview = preview_chars
-        self._root = root
 
     def write(self, stats: FileStats, row: RawRow, category: str, reason: str, detail: str = "",
               doc_id: str | None = None, preview: str = "") -> None:
@@ -200,7 +199,7 @@ def ingest(sources: list[SourceConfig], cfg: IngestConfig, documents_path: Path,
     for p in (documents_path, rejects_path, report_path):
         p.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    rejects = _Rejects(rejects_path, cfg.preview_chars, root)
+    rejects = _Rejects(rejects_path, cfg.preview_chars)
     writer = _DocumentWriter(documents_path, cfg.batch_size)
     seen_ids: set[tuple[str, str]] = set()
     seen_text: set[bytes] = set()

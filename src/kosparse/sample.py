@@ -35,7 +35,7 @@ from functools import partial
 from html.parser import HTMLParser
 from pathlib import Path
 
-ALTERNATIVES = "use data=local with your own files, or data=kowiki_shared"
+ALTERNATIVES = "use data=wiki_namu with your own files (data/raw/user/), or data=kowiki_shared"
 HANGUL_RE = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 _WS_RE = re.compile(r"\s+")
 _GARBLED_RE = re.compile("[\x80-\x9f\ufffd]")

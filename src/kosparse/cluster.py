@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from kosparse.config import ConfigError
+from kosparse.config import require
 from kosparse.index import faiss, index_to_gpu, resolve_use_gpu
 
 __all__ = ["ClusterConfig", "assign", "cluster_report", "kmeans", "resolve_n_clusters"]
@@ -62,8 +62,7 @@ class ClusterConfig:
             (self.assign_batch_size > 0, "cluster.assign_batch_size", "must be positive"),
         ]
         for ok, key, message in checks:
-            if not ok:
-                raise ConfigError(f"{key}: {message}")
+            require(ok, key, message)
 
 
 def resolve_n_clusters(n: int, cfg: ClusterConfig) -> int:

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from kosparse.config import ConfigError
+from kosparse.config import require
 
 __all__ = [
     "EmbedConfig",
@@ -108,8 +108,7 @@ class EmbedConfig:
             (self.num_threads is None or self.num_threads > 0, "embed.num_threads", "must be > 0 or null"),
         ]
         for ok, key, message in checks:
-            if not ok:
-                raise ConfigError(f"{key}: {message}")
+            require(ok, key, message)
 
 
 @dataclass

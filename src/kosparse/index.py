@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from kosparse.config import ConfigError
+from kosparse.config import require
 
 __all__ = [
     "IndexConfig",
@@ -135,8 +135,7 @@ class IndexConfig:
             (self.train_size > 0 and self.add_batch_size > 0, "index.train_size", "must be positive"),
         ]
         for ok, key, message in checks:
-            if not ok:
-                raise ConfigError(f"{key}: {message}")
+            require(ok, key, message)
 
 
 def resolve_nlist(n: int, cfg: IndexConfig) -> int:

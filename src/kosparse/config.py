@@ -193,6 +193,8 @@ class ChunkConfig:
         splitter: ``sentencex`` (default, chosen by measurement — see README) or ``kiwi`` (kiwipiepy).
         workers: Processes used to split and tokenize; 0 means all cores.
         batch_docs: Documents per work batch.
+        word_cache: Words whose token counts each worker caches (exact for tokenizers that split on
+            whitespace first, as e5/XLM-R and BERT do; others are tokenized whole); 0 turns it off.
     """
 
     max_tokens: int | None = None
@@ -201,8 +203,10 @@ class ChunkConfig:
     splitter: str = "sentencex"
     workers: int = 0
     batch_docs: int = 512
+    word_cache: int = 1_000_000
 
     def __post_init__(self) -> None:
+        require(self.word_cache >= 0, "chunk.word_cache", "must be >= 0")
         require(self.max_tokens is None or self.max_tokens >= 16, "chunk.max_tokens", "must be >= 16 or null")
         require(self.overlap_sentences >= 0, "chunk.overlap_sentences", "must be >= 0")
         require(self.min_tokens >= 0, "chunk.min_tokens", "must be >= 0")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kosparse import sample
+from kosparse import registry, sample
 from kosparse.sample import (
     DEFAULT_PACKAGES,
     DebianPackage,
@@ -225,8 +225,8 @@ def test_missing_apt_get_names_cause_and_alternatives(
 
 
 def test_unavailable_pin_names_available_versions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(sample.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(sample, "_available_versions", lambda name: ["12.0", "11.0"])
+    monkeypatch.setattr(registry.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(registry, "available_versions", lambda name: ["12.0", "11.0"])
     with pytest.raises(SampleSourceError, match=r"debian-faq=11\.1 is not available.*12\.0, 11\.0") as err:
         build_sample(tmp_path / "out", DEFAULT_PACKAGES, work_dir=tmp_path / "work")
     assert err.value.reason == "version_unavailable"
@@ -324,10 +324,10 @@ def test_extract_only_selected_members(tmp_path: Path) -> None:
     )
     dest = tmp_path / "x"
     dest.mkdir()
-    sample._extract(deb, dest, ("./usr/share/help/ko/*.page",))
+    registry.extract_deb(deb, dest, ("./usr/share/help/ko/*.page",))
     assert [p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()] == [
         "usr/share/help/ko/a.page"
     ]
-    with pytest.raises(SampleSourceError, match="layout changed") as err:
-        sample._extract(deb, dest, ("./usr/share/libreoffice/*",))
+    with pytest.raises(registry.RegistryError, match="layout changed") as err:
+        registry.extract_deb(deb, dest, ("./usr/share/libreoffice/*",))
     assert err.value.reason == "bad_package"

@@ -18,22 +18,20 @@ The page parsers (:func:`parse_mallard_page`, :func:`parse_libreoffice_page`,
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import unicodedata
-import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from html.parser import HTMLParser
 from pathlib import Path
+
+from kosparse.registry import DebianPackage, RegistryError, extract_deb, fetch_deb, sha256
 
 ALTERNATIVES = "use data=wiki_namu with your own files (data/raw/user/), or data=kowiki_shared"
 HANGUL_RE = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
@@ -52,21 +50,6 @@ class SampleSourceError(RuntimeError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(f"{message}; {ALTERNATIVES}")
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class DebianPackage:
-    """A pinned Debian binary package and how to read it.
-
-    Attributes:
-        name: Binary package name, e.g. ``libreoffice-help-ko``.
-        version: Exact Debian version, e.g. ``4:7.4.7-1+deb12u14``.
-        role: Reader and language it supplies, one of :data:`ROLES`.
-    """
-
-    name: str
-    version: str
-    role: str
 
 
 # role -> (corpus name, language side(s) supplied)
@@ -525,91 +508,6 @@ def parse_docbook_chapter(html: str) -> list[tuple[str, ParsedPage]]:
 # --------------------------------------------------------------------------
 
 
-def _run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LC_ALL": "C"}
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False)
-
-
-def _available_versions(name: str) -> list[str]:
-    if shutil.which("apt-cache") is None:
-        return []
-    res = _run(["apt-cache", "madison", name])
-    found = [p[1].strip() for line in res.stdout.splitlines() if len(p := line.split("|")) >= 3]
-    return list(dict.fromkeys(found))  # madison lists newest first; a version may repeat per suite
-
-
-def _fetch(pkg: DebianPackage, deb_dir: Path, allow_other: bool, notes: list[str]) -> tuple[Path, str]:
-    """Download ``pkg`` into ``deb_dir`` (reusing a matching .deb); return path and version."""
-    if not all(shutil.which(tool) for tool in ("apt-get", "dpkg-deb", "tar")):
-        raise SampleSourceError(
-            "apt-get/dpkg-deb/tar not found: the 'sample' corpus is built from Debian packages "
-            f"({pkg.name}) and needs a Debian/Ubuntu host with apt",
-            "apt_missing",
-        )
-    version = pkg.version
-    available = _available_versions(pkg.name)
-    if version not in available:
-        if not available:
-            raise SampleSourceError(
-                f"Debian package {pkg.name} is unknown to apt (run `apt-get update`, "
-                "or this is not Debian bookworm)",
-                "version_unavailable",
-            )
-        if not allow_other:
-            raise SampleSourceError(
-                f"{pkg.name}={pkg.version} is not available from apt; available: "
-                f"{', '.join(available)} (pass allow_other_versions=True to use one)",
-                "version_unavailable",
-            )
-        version = available[0]
-        notes.append(f"{pkg.name}: pinned {pkg.version} unavailable, used {version}")
-        warnings.warn(notes[-1], stacklevel=3)
-    for deb in sorted(deb_dir.glob(f"{pkg.name}_*.deb")):
-        if _run(["dpkg-deb", "-f", str(deb), "Version"]).stdout.strip() == version:
-            return deb, version
-    res = _run(["apt-get", "download", f"{pkg.name}={version}"], cwd=deb_dir)
-    debs = [
-        d
-        for d in sorted(deb_dir.glob(f"{pkg.name}_*.deb"))
-        if _run(["dpkg-deb", "-f", str(d), "Version"]).stdout.strip() == version
-    ]
-    if res.returncode != 0 or not debs:
-        tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
-        raise SampleSourceError(
-            f"apt-get download {pkg.name}={version} failed (no network or mirror?): {' | '.join(tail)}",
-            "download_failed",
-        )
-    return debs[0], version
-
-
-def _extract(deb: Path, dest: Path, members: Sequence[str]) -> None:
-    """Unpack only ``members`` of ``deb`` into ``dest`` (``dpkg-deb --fsys-tarfile | tar -x``)."""
-    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE) as src:
-        assert src.stdout is not None
-        res = subprocess.run(
-            ["tar", "-x", "-C", str(dest), "--wildcards", *members],
-            stdin=src.stdout,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        src.stdout.close()
-    if res.returncode != 0 or src.returncode != 0:
-        raise SampleSourceError(
-            f"unpacking {', '.join(members)} from {deb.name} failed (package layout changed?): "
-            f"{res.stderr.strip()[-300:]}",
-            "bad_package",
-        )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # --------------------------------------------------------------------------
 # Corpus readers: yield (id, ko url, en url, ko page, lazy en page | None)
 # --------------------------------------------------------------------------
@@ -788,11 +686,13 @@ def build_sample(
         (work / "debs").mkdir(parents=True, exist_ok=True)
         roots: dict[str, dict[str, Path]] = {}
         for pkg in sorted(packages, key=lambda p: p.name):
-            deb, version = _fetch(pkg, work / "debs", allow_other_versions, notes)
             dest = work / "extract" / pkg.name
             shutil.rmtree(dest, ignore_errors=True)
-            dest.mkdir(parents=True)
-            _extract(deb, dest, ROLE_MEMBERS[pkg.role])
+            try:
+                deb, version = fetch_deb(pkg, work / "debs", allow_other_versions, notes)
+                extract_deb(deb, dest, ROLE_MEMBERS[pkg.role])
+            except RegistryError as e:
+                raise SampleSourceError(str(e), e.reason) from e
             corpus, side = ROLES[pkg.role]
             roots.setdefault(corpus, {})[side] = dest
             pkg_info.append(
@@ -802,7 +702,7 @@ def build_sample(
                     "pinned_version": pkg.version,
                     "version": version,
                     "deb": deb.name,
-                    "sha256": _sha256(deb),
+                    "sha256": sha256(deb),
                 }
             )
         versions = {p["role"]: p["version"] for p in pkg_info}

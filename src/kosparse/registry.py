@@ -165,7 +165,7 @@ def fetch_pypi(dist: PyPIFile, dest: Path) -> Path:
 
     def matches() -> list[Path]:
         return [p for p in sorted(dest.iterdir())
-                if p.name.lower().replace("-", "_").startswith(f"{norm}-{dist.version}".lower())]
+                if p.name.lower().replace("-", "_").startswith(f"{norm}_{dist.version}".lower())]
 
     found = matches()
     if not found:

@@ -88,6 +88,10 @@ def test_repro_then_noop_then_param_change(repo: Path) -> None:
     assert meta["total_queries"] > 0
     report = json.loads((repo / "data/neural_sparse_training/validation_report.json").read_text())
     assert report["ok"] is True
+    terms = json.loads((repo / "data/synonyms/metadata.json").read_text())
+    assert terms["pairs"] > 100 and terms["by_category"]["ml"] > 50  # at least the curated core list
+    parallel = json.loads((repo / "data/synonyms/parallel_metadata.json").read_text())
+    assert parallel["pairs"] == len((repo / "data/synonyms/ko_en_parallel.jsonl").read_text().splitlines())
 
     second = _run(["dvc", "repro"], repo)
     assert _stages_run(second) == set()
@@ -108,6 +112,8 @@ def test_forced_rerun_gives_byte_identical_training_rows(repo: Path) -> None:
     train = repo / "data/neural_sparse_training/train.jsonl"
     if not train.exists():
         _run(["dvc", "repro"], repo)
-    before = train.read_bytes()
+    terms = repo / "data/synonyms/ko_en_terms.jsonl"
+    before, before_terms = train.read_bytes(), terms.read_bytes()
     _run(["dvc", "repro", "--force"], repo)
     assert train.read_bytes() == before
+    assert terms.read_bytes() == before_terms

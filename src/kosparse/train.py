@@ -1,0 +1,473 @@
+"""Phase 2 training: the SPLADE student on retrieval rows plus Korean–English pairs in every batch.
+
+sentence-transformers' ``SparseEncoderTrainer`` runs the loop; what it lacks is written here:
+
+* **one dataset, two kinds of rows.** Retrieval rows (``query``, ``doc_0..doc_{n-1}``, teacher scores)
+  and pair rows (``ko``, ``en``: a term pair or a parallel sentence) share one column layout; unused
+  columns hold ``""``. The label column carries ``[kind, ko_row, en_row, score_0..score_{n-1}]``.
+* :class:`MixedBatchSampler`: every batch holds ``round(synonym_batch_ratio · batch_size)`` pair rows
+  and retrieval rows for the rest.
+* :class:`KosparseLoss`: KD on the retrieval rows (sentence-transformers' ``SparseDistillKLDivLoss`` or
+  ``SparseMarginMSELoss`` on the embeddings), FLOPS on documents and queries (``FlopsLoss``) with the
+  SPLADE quadratic warm-up ``λ · min(1, (step / T))²``, and on the pair rows ``λ_xl`` ·
+  :func:`~kosparse.losses.cross_lingual_kd` against the cached teacher embeddings and ``λ_syn`` ·
+  :func:`~kosparse.losses.synonym_alignment` (term pairs only).
+* :class:`SparsityCallback`: collapse guards a user can see — average non-zeros of probe queries and
+  documents and the most frequent activated tokens across the probe set, per evaluation step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from kosparse.losses import cross_lingual_kd, synonym_alignment
+
+KIND_RETRIEVAL, KIND_TERM, KIND_SENTENCE = 0, 1, 2
+
+
+@dataclass
+class LossConfig:
+    """The ``loss`` section.
+
+    Attributes:
+        retrieval: ``kl`` (``SparseDistillKLDivLoss``) or ``marginmse`` (``SparseMarginMSELoss``).
+        temperature: KD temperature (``kl``) and the student temperature of the cross-lingual KD.
+        teacher_temperature: Temperature of the teacher's cosines in the cross-lingual KD.
+        lambda_d: FLOPS weight on documents.
+        lambda_q: FLOPS weight on queries.
+        T: Steps of the quadratic FLOPS warm-up.
+        lambda_xl: Weight of the cross-lingual KD (the plan's 0.1).
+        lambda_syn: Weight of the synonym alignment.
+        target_weight: Weight every English synonym token should reach in the Korean vector.
+        token_weight: Weight of the token hinge inside the alignment loss.
+    """
+
+    retrieval: str = "kl"
+    temperature: float = 1.0
+    teacher_temperature: float = 0.05
+    lambda_d: float = 1e-3
+    lambda_q: float = 1e-3
+    T: int = 50
+    lambda_xl: float = 0.1
+    lambda_syn: float = 0.1
+    target_weight: float = 1.0
+    token_weight: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """The ``train`` section.
+
+    Attributes:
+        steps: Optimiser steps.
+        batch_size: Rows per batch.
+        synonym_batch_ratio: Share of every batch filled with term pairs and parallel sentences.
+        sentence_share: Share of the pair rows that are parallel sentences (the rest are term pairs).
+        docs_per_row: Documents of a retrieval row used (positive first; ``n`` of the plan's 8).
+        lr: Peak learning rate (linear warm-up and decay).
+        warmup_ratio: Warm-up share of the steps.
+        max_query_length: Token cap for queries and terms.
+        max_doc_length: Token cap for documents and sentences.
+        eval_steps: Steps between evaluations (collapse guards) and checkpoints.
+        heldout_share: Share of Korean terms (and of sentence pairs) kept out of training for evaluation.
+        max_pairs: Most term pairs / sentence pairs used (seeded sample).
+        probe_texts: Texts whose activations are logged at every evaluation.
+        seed: Seed of sampling and initialisation.
+    """
+
+    steps: int = 60
+    batch_size: int = 16
+    synonym_batch_ratio: float = 0.2
+    sentence_share: float = 0.5
+    docs_per_row: int = 4
+    lr: float = 5e-5
+    warmup_ratio: float = 0.1
+    max_query_length: int = 32
+    max_doc_length: int = 128
+    eval_steps: int = 20
+    heldout_share: float = 0.1
+    max_pairs: int = 4000
+    probe_texts: list[str] = field(default_factory=lambda: ["머신러닝", "신경망", "검색 엔진", "데이터베이스"])
+    seed: int = 13
+
+
+def heldout(key: str, share: float) -> bool:
+    """Deterministic split by key (a Korean term, or a sentence pair's Korean side): hash below ``share``."""
+    h = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
+    return h / 2**64 < share
+
+
+@dataclass
+class PairData:
+    """Training and held-out pairs with the row of each text in the teacher cache."""
+
+    texts: list[str]
+    train_terms: list[tuple[str, str]]
+    train_sentences: list[tuple[str, str]]
+    heldout_terms: list[tuple[str, list[str]]]
+    heldout_sentences: list[tuple[str, str]]
+
+
+def load_pairs(terms: Path, parallel: Path, cfg: TrainConfig) -> PairData:
+    """Term pairs (each Korean term with each English term) and sentence pairs, split and capped.
+
+    The split is by Korean text: a Korean term is wholly in training or wholly held out.
+    """
+    rng = random.Random(cfg.seed)
+    train_terms: list[tuple[str, str]] = []
+    heldout_terms: list[tuple[str, list[str]]] = []
+    for line in terms.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if heldout(row["ko"], cfg.heldout_share):
+            heldout_terms.append((row["ko"], list(row["en"])))
+        else:
+            train_terms.extend((row["ko"], e) for e in row["en"])
+    train_sentences: list[tuple[str, str]] = []
+    heldout_sentences: list[tuple[str, str]] = []
+    for line in parallel.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        (heldout_sentences if heldout(row["ko"], cfg.heldout_share) else train_sentences).append((row["ko"], row["en"]))
+    for lst in (train_terms, train_sentences):
+        rng.shuffle(lst)
+    train_terms, train_sentences = train_terms[:cfg.max_pairs], train_sentences[:cfg.max_pairs]
+    texts = sorted({t for pair in train_terms + train_sentences for t in pair})
+    return PairData(texts, train_terms, train_sentences, heldout_terms, heldout_sentences)
+
+
+def build_dataset(retrieval_rows: Any, pairs: PairData, cfg: TrainConfig) -> tuple[Any, int, int]:
+    """One ``datasets.Dataset`` of retrieval and pair rows (see the module docstring for the layout).
+
+    Returns:
+        ``(dataset, n_retrieval, n_pairs)``; retrieval rows come first.
+    """
+    from datasets import Dataset
+
+    n = cfg.docs_per_row
+    row_of = {t: i for i, t in enumerate(pairs.texts)}
+    cols: dict[str, list[Any]] = {"query": [], **{f"doc_{j}": [] for j in range(n)}, "ko": [], "en": [], "label": []}
+    n_ret = 0
+    for r in retrieval_rows:
+        if len(r["docs"]) < n:
+            continue
+        cols["query"].append(r["query"])
+        for j in range(n):
+            cols[f"doc_{j}"].append(r["docs"][j])
+        cols["ko"].append("")
+        cols["en"].append("")
+        cols["label"].append([float(KIND_RETRIEVAL), -1.0, -1.0, *map(float, r["scores"][:n])])
+        n_ret += 1
+    n_pairs = 0
+    for kind, items in ((KIND_TERM, pairs.train_terms), (KIND_SENTENCE, pairs.train_sentences)):
+        for ko, en in items:
+            cols["query"].append("")
+            for j in range(n):
+                cols[f"doc_{j}"].append("")
+            cols["ko"].append(ko)
+            cols["en"].append(en)
+            cols["label"].append([float(kind), float(row_of[ko]), float(row_of[en]), *([0.0] * n)])
+            n_pairs += 1
+    return Dataset.from_dict(cols), n_ret, n_pairs
+
+
+class MixedBatchSampler(torch.utils.data.BatchSampler):
+    """Batches with a fixed share of pair rows; the rest are retrieval rows.
+
+    Rows ``[0, n_retrieval)`` are retrieval rows, the rest pair rows (term pairs first, then sentences).
+    Each batch takes ``round(ratio · batch_size)`` pair rows (terms and sentences in the proportion
+    ``sentence_share``) and fills up with retrieval rows; each pool is reshuffled when exhausted.
+
+    Args:
+        n_retrieval: Retrieval rows.
+        n_terms: Term-pair rows.
+        n_sentences: Sentence-pair rows.
+        batch_size: Rows per batch.
+        ratio: ``synonym_batch_ratio``.
+        sentence_share: Share of the pair rows that are sentences.
+        steps: Batches per epoch (the trainer's ``max_steps`` decides when to stop).
+        seed: Shuffling seed.
+    """
+
+    def __init__(self, n_retrieval: int, n_terms: int, n_sentences: int, batch_size: int, ratio: float,
+                 sentence_share: float, steps: int, seed: int) -> None:
+        self.pools = {
+            "retrieval": list(range(n_retrieval)),
+            "term": list(range(n_retrieval, n_retrieval + n_terms)),
+            "sentence": list(range(n_retrieval + n_terms, n_retrieval + n_terms + n_sentences)),
+        }
+        n_pair = round(ratio * batch_size) if (n_terms + n_sentences) else 0
+        n_sent = round(sentence_share * n_pair) if n_sentences else 0
+        n_sent = n_pair if not n_terms else n_sent
+        self.take = {"sentence": n_sent, "term": n_pair - n_sent, "retrieval": batch_size - n_pair}
+        if self.take["retrieval"] and not n_retrieval:
+            raise ValueError("no retrieval rows to fill the batches with")
+        self.batch_size, self.steps, self.seed, self.epoch = batch_size, steps, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the trainer at every epoch (different shuffles per epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = random.Random(self.seed * 1000 + self.epoch)
+        queues: dict[str, list[int]] = {k: [] for k in self.pools}
+        for _ in range(self.steps):
+            batch: list[int] = []
+            for name, k in self.take.items():
+                for _ in range(k):
+                    if not queues[name]:
+                        fresh = rng.sample(self.pools[name], len(self.pools[name]))
+                        taken = set(batch)  # rows already in this batch go to the front: popped last
+                        queues[name] = [i for i in fresh if i in taken] + [i for i in fresh if i not in taken]
+                    batch.append(queues[name].pop())
+            yield batch
+
+
+@dataclass
+class SamplerFactory:
+    """Hands the trainer a ready :class:`MixedBatchSampler` (picklable, unlike a lambda: checkpoints
+    pickle the training arguments). The trainer's own arguments (dataset, batch size, ...) are unused:
+    the sampler was built from the same values."""
+
+    sampler: MixedBatchSampler
+
+    def __call__(self, *args: Any, **kwargs: Any) -> MixedBatchSampler:
+        """Return the sampler."""
+        return self.sampler
+
+
+def _subset(features: dict[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
+    """Rows of a tokenized batch, trimmed to the longest remaining sequence."""
+    out = {k: v[rows] for k, v in features.items() if isinstance(v, Tensor) and v.dim() >= 1}
+    if "attention_mask" in out and out["attention_mask"].numel():
+        width = int(out["attention_mask"].sum(dim=1).max().item())
+        out = {k: (v[:, :width] if v.dim() == 2 else v) for k, v in out.items()}
+    return out
+
+
+class KosparseLoss(nn.Module):
+    """Retrieval KD + FLOPS (with warm-up) + ``λ_xl`` cross-lingual KD + ``λ_syn`` synonym alignment.
+
+    Args:
+        model: The ``SparseEncoder`` student.
+        cfg: Loss settings.
+        docs_per_row: Documents per retrieval row.
+        teacher_embeddings: ``[N, D]`` cached teacher embeddings of the pair texts (L2-normalised).
+        special_ids: Token ids never counted as an English synonym's tokens.
+    """
+
+    def __init__(self, model: nn.Module, cfg: LossConfig, docs_per_row: int, teacher_embeddings: Tensor,
+                 special_ids: list[int]) -> None:
+        super().__init__()
+        from sentence_transformers.sparse_encoder.losses import FlopsLoss, SparseDistillKLDivLoss, SparseMarginMSELoss
+
+        self.model = model
+        self.cfg = cfg
+        self.n_docs = docs_per_row
+        if cfg.retrieval == "kl":
+            self.kd: Any = SparseDistillKLDivLoss(model, temperature=cfg.temperature)  # type: ignore[arg-type]
+        elif cfg.retrieval == "marginmse":
+            self.kd = SparseMarginMSELoss(model)  # type: ignore[arg-type]
+        else:
+            raise ValueError(f"loss.retrieval must be 'kl' or 'marginmse', got {cfg.retrieval!r}")
+        self.flops: Any = FlopsLoss(model)  # type: ignore[arg-type]
+        self.teacher: Tensor
+        self.register_buffer("teacher", teacher_embeddings.float(), persistent=False)
+        self.special_ids = special_ids
+        self.step = 0
+        self.parts: defaultdict[str, float] = defaultdict(float)
+        self.parts_n = 0
+
+    def flops_weight(self, weight: float) -> float:
+        """``weight · min(1, (step / T))²``: the SPLADE papers' quadratic warm-up."""
+        return weight * min(1.0, (self.step / max(self.cfg.T, 1)) ** 2)
+
+    def _encode(self, features: dict[str, Tensor]) -> Tensor:
+        return self.model(features)["sentence_embedding"]
+
+    def forward(self, sentence_features: list[dict[str, Tensor]], labels: Tensor) -> Tensor:
+        """Loss of one mixed batch (features in column order: query, docs, ko, en)."""
+        kind = labels[:, 0].long()
+        n = self.n_docs
+        total = labels.new_zeros(())
+        ret = torch.nonzero(kind == KIND_RETRIEVAL).flatten()
+        if ret.numel():
+            q = self._encode(_subset(sentence_features[0], ret))
+            docs = [self._encode(_subset(sentence_features[1 + j], ret)) for j in range(n)]
+            kd = self.kd.compute_loss_from_embeddings([q, *docs], labels[ret, 3:3 + n])
+            doc_all = torch.cat(docs)
+            flops_d = self.flops.compute_loss_from_embeddings(doc_all)
+            flops_q = self.flops.compute_loss_from_embeddings(q)
+            total = total + kd + self.flops_weight(self.cfg.lambda_d) * flops_d
+            total = total + self.flops_weight(self.cfg.lambda_q) * flops_q
+            self.parts["kd"] += float(kd)
+            self.parts["flops_d"] += float(flops_d)
+            self.parts["flops_q"] += float(flops_q)
+            self.parts["nnz_query"] += float((q > 0).sum(dim=1).float().mean())
+            self.parts["nnz_doc"] += float((doc_all > 0).sum(dim=1).float().mean())
+        pair = torch.nonzero(kind != KIND_RETRIEVAL).flatten()
+        if pair.numel():
+            ko_f = _subset(sentence_features[1 + n], pair)
+            en_f = _subset(sentence_features[2 + n], pair)
+            s_ko, s_en = self._encode(ko_f), self._encode(en_f)
+            t_ko = self.teacher[labels[pair, 1].long()]
+            t_en = self.teacher[labels[pair, 2].long()]
+            xl = cross_lingual_kd(s_ko, s_en, t_ko, t_en, self.cfg.temperature, self.cfg.teacher_temperature)
+            total = total + self.cfg.lambda_xl * xl
+            self.parts["cross_lingual"] += float(xl)
+            terms = torch.nonzero(kind[pair] == KIND_TERM).flatten()
+            if terms.numel():
+                mask = torch.zeros_like(s_en[terms])
+                ids = en_f["input_ids"][terms]
+                valid = en_f["attention_mask"][terms].bool()
+                for sid in self.special_ids:
+                    valid &= ids != sid
+                mask.scatter_(1, ids.clamp(min=0, max=mask.shape[1] - 1), valid.to(mask.dtype))
+                syn = synonym_alignment(s_ko[terms], s_en[terms], mask, self.cfg.target_weight, self.cfg.token_weight)
+                total = total + self.cfg.lambda_syn * syn
+                self.parts["alignment"] += float(syn)
+        if self.training:
+            self.step += 1
+        self.parts["loss"] += float(total)
+        self.parts_n += 1
+        return total
+
+    def pop_parts(self) -> dict[str, float]:
+        """Mean of each loss term since the last call (for logging)."""
+        out = {k: v / max(self.parts_n, 1) for k, v in self.parts.items()}
+        self.parts, self.parts_n = defaultdict(float), 0
+        return out
+
+
+def activation_stats(model: Any, texts: list[str], top_k: int = 10) -> dict[str, Any]:
+    """Average non-zeros and the most frequent top tokens of ``texts`` (the collapse guard)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        emb = model.encode(texts, convert_to_tensor=True, batch_size=16).to_dense()
+    if was_training:
+        model.train()
+    nnz = (emb > 0).sum(dim=1).float()
+    counts: Counter[str] = Counter()
+    for row in model.decode(emb, top_k=top_k):
+        counts.update(tok for tok, _ in row)
+    return {"avg_nnz": float(nnz.mean()), "min_nnz": float(nnz.min()), "frequent_top_tokens": counts.most_common(10)}
+
+
+@dataclass
+class TrainReport:
+    """What the ``train`` stage writes next to the model."""
+
+    steps: int
+    retrieval_rows: int
+    term_pairs: int
+    sentence_pairs: int
+    heldout_terms: int
+    heldout_sentences: int
+    seconds: float
+    final: dict[str, Any]
+    history: list[dict[str, Any]]
+    settings: dict[str, Any]
+
+
+def train_student(student: str, retrieval: Any, pairs: PairData, teacher_embeddings: np.ndarray, out_dir: Path,
+                  cfg: TrainConfig, loss_cfg: LossConfig, metrics_dir: Path, probe_docs: list[str]) -> TrainReport:
+    """Train the student and save it to ``out_dir`` (a ``SparseEncoder`` folder).
+
+    Args:
+        student: Starting model (folder or hub id).
+        retrieval: Retrieval rows (``query``, ``docs``, ``scores``; e.g. ``datasets.load_from_disk``).
+        pairs: Term and sentence pairs (:func:`load_pairs`).
+        teacher_embeddings: ``[len(pairs.texts), D]`` teacher embeddings of ``pairs.texts``.
+        out_dir: Output folder of the final model.
+        cfg: Training settings.
+        loss_cfg: Loss settings.
+        metrics_dir: dvclive folder (``dvcyaml=False``).
+        probe_docs: Documents whose activations are logged next to ``cfg.probe_texts``.
+    """
+    import time
+
+    from dvclive import Live
+    from sentence_transformers.sparse_encoder import (
+        SparseEncoder,
+        SparseEncoderTrainer,
+        SparseEncoderTrainingArguments,
+    )
+    from transformers import TrainerCallback
+
+    torch.manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    model = SparseEncoder(student, device="cpu" if not torch.cuda.is_available() else None)
+    dataset, n_ret, n_pairs = build_dataset(retrieval, pairs, cfg)
+    n_terms = len(pairs.train_terms)
+    sampler = MixedBatchSampler(n_ret, n_terms, n_pairs - n_terms, cfg.batch_size, cfg.synonym_batch_ratio,
+                                cfg.sentence_share, cfg.steps, cfg.seed)
+    specials = list(model.tokenizer.all_special_ids)
+    loss = KosparseLoss(model, loss_cfg, cfg.docs_per_row, torch.from_numpy(np.asarray(teacher_embeddings)), specials)
+    history: list[dict[str, Any]] = []
+    live = Live(str(metrics_dir), dvcyaml=False, save_dvc_exp=False)
+    probes = {"query": list(cfg.probe_texts), "doc": probe_docs}
+
+    class SparsityCallback(TrainerCallback):
+        """Logs every loss term, learning rate and the collapse guards at each evaluation step."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None,
+                   **kwargs: Any) -> None:
+            parts = loss.pop_parts()
+            extra = {k: v for k, v in (logs or {}).items() if k in ("learning_rate", "grad_norm")}
+            for k, v in {**parts, **extra}.items():
+                live.log_metric(f"train/{k}", float(v))
+            done = {h["step"] for h in history}
+            due = state.global_step % cfg.eval_steps == 0 or state.global_step >= cfg.steps
+            if due and state.global_step not in done:  # the trainer logs the last step twice
+                entry: dict[str, Any] = {"step": state.global_step, **parts}
+                for name, texts in probes.items():
+                    if texts:
+                        stats = activation_stats(model, texts)
+                        live.log_metric(f"probe/{name}_avg_nnz", stats["avg_nnz"])
+                        entry[f"{name}_probe"] = stats
+                history.append(entry)
+            live.next_step()
+
+    args = SparseEncoderTrainingArguments(
+        output_dir=str(out_dir.parent / f".{out_dir.name}-checkpoints"), max_steps=cfg.steps,
+        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr, warmup_ratio=cfg.warmup_ratio,
+        logging_steps=1, save_steps=cfg.eval_steps, save_total_limit=1, seed=cfg.seed, report_to="none",
+        batch_sampler=cast(Any, SamplerFactory(sampler)),
+        dataloader_drop_last=False, use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=False)
+    model.max_seq_length = cfg.max_doc_length
+    trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
+                                   callbacks=[SparsityCallback()])
+    trainer.train()
+    model.save(str(out_dir))
+    final = {name: activation_stats(model, texts) for name, texts in probes.items() if texts}
+    live.end()
+    report = TrainReport(cfg.steps, n_ret, n_terms, n_pairs - n_terms, len(pairs.heldout_terms),
+                         len(pairs.heldout_sentences), round(time.perf_counter() - t0, 1), final, history,
+                         {"train": asdict(cfg), "loss": asdict(loss_cfg)})
+    (out_dir / "kosparse_train.json").write_text(json.dumps(asdict(report), indent=2, ensure_ascii=False) + "\n",
+                                                 encoding="utf-8")
+    return report
+
+
+def teacher_embed_texts(model: str, texts: list[str], prefix: str, batch_size: int = 128) -> np.ndarray:
+    """Teacher embeddings (``prefix`` + text, L2-normalised float32) of the pair texts, computed once."""
+    from kosparse.embed import EmbedConfig, Encoder
+
+    if not texts:
+        return np.zeros((0, 1), dtype=np.float32)
+    enc = Encoder(model, EmbedConfig(batch_size=batch_size))
+    return enc.encode(texts, prompt="query", prefix=prefix, show_progress_bar=True)

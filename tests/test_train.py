@@ -1,0 +1,106 @@
+"""Phase 2 training: the mixed batch sampler, the pair split, the dataset layout and a tiny real run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kosparse.train import (
+    KIND_RETRIEVAL,
+    KIND_SENTENCE,
+    KIND_TERM,
+    LossConfig,
+    MixedBatchSampler,
+    TrainConfig,
+    build_dataset,
+    heldout,
+    load_pairs,
+)
+
+
+def test_mixed_batches_hold_the_configured_share() -> None:
+    sampler = MixedBatchSampler(n_retrieval=50, n_terms=30, n_sentences=20, batch_size=10, ratio=0.2,
+                                sentence_share=0.5, steps=40, seed=1)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 40
+    for b in batches:
+        assert len(b) == 10 and len(set(b)) == 10
+        assert sum(i < 50 for i in b) == 8  # retrieval rows
+        assert sum(50 <= i < 80 for i in b) == 1 and sum(i >= 80 for i in b) == 1  # one term, one sentence
+    assert {i for b in batches for i in b if i < 50} == set(range(50))  # every retrieval row is visited
+    assert batches == list(MixedBatchSampler(50, 30, 20, 10, 0.2, 0.5, 40, seed=1))  # seeded
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    no_pairs = MixedBatchSampler(50, 0, 0, 10, 0.3, 0.5, 3, seed=1)
+    assert all(all(i < 50 for i in b) for b in no_pairs)  # lambda_xl-only ablations: ratio 0 / no pairs
+    with pytest.raises(ValueError, match="no retrieval rows"):
+        MixedBatchSampler(0, 10, 10, 10, 0.2, 0.5, 3, seed=1)
+
+
+def _write_pairs(tmp_path: Path) -> tuple[Path, Path]:
+    terms = tmp_path / "terms.jsonl"
+    terms.write_text("".join(json.dumps({"ko": f"용어{i}", "en": [f"term {i}", f"word {i}"], "category": "ml",
+                                         "sources": ["curated"]}, ensure_ascii=False) + "\n" for i in range(200)),
+                     encoding="utf-8")
+    parallel = tmp_path / "parallel.jsonl"
+    parallel.write_text("".join(json.dumps({"ko": f"문장 {i}입니다.", "en": f"This is sentence {i}.",
+                                            "source": "t"}, ensure_ascii=False) + "\n" for i in range(100)),
+                        encoding="utf-8")
+    return terms, parallel
+
+
+def test_pairs_split_by_korean_text_and_dataset_layout(tmp_path: Path) -> None:
+    terms, parallel = _write_pairs(tmp_path)
+    cfg = TrainConfig(heldout_share=0.2, max_pairs=1000, docs_per_row=2)
+    pairs = load_pairs(terms, parallel, cfg)
+    train_ko = {k for k, _ in pairs.train_terms}
+    held_ko = {k for k, _ in pairs.heldout_terms}
+    assert train_ko and held_ko and not train_ko & held_ko  # a Korean term is wholly on one side
+    assert len(pairs.train_terms) == 2 * len(train_ko) and len(train_ko) + len(held_ko) == 200
+    assert all(heldout(k, 0.2) for k in held_ko) and 20 <= len(held_ko) <= 60
+    assert load_pairs(terms, parallel, cfg) == pairs  # deterministic
+    rows = [{"query": "q", "docs": ["d0", "d1", "d2"], "scores": [10.0, 5.0, 1.0]},
+            {"query": "short", "docs": ["d0"], "scores": [10.0]}]  # fewer docs than docs_per_row: skipped
+    ds, n_ret, n_pairs = build_dataset(rows, pairs, cfg)
+    assert n_ret == 1 and n_pairs == len(pairs.train_terms) + len(pairs.train_sentences) == len(ds) - 1
+    assert ds.column_names == ["query", "doc_0", "doc_1", "ko", "en", "label"]
+    assert ds[0]["label"] == [KIND_RETRIEVAL, -1.0, -1.0, 10.0, 5.0] and ds[0]["ko"] == ""
+    term_row, sent_row = ds[1], ds[n_ret + len(pairs.train_terms)]
+    assert term_row["label"][0] == KIND_TERM and sent_row["label"][0] == KIND_SENTENCE
+    assert pairs.texts[int(term_row["label"][1])] == term_row["ko"]
+    assert pairs.texts[int(term_row["label"][2])] == term_row["en"] and term_row["query"] == ""
+
+
+@pytest.mark.slow
+def test_tiny_training_run(tmp_path: Path, offline_teacher: Path) -> None:
+    from sentence_transformers.sparse_encoder import SparseEncoder
+
+    from kosparse.student import StudentConfig, build_student
+    from kosparse.train import teacher_embed_texts, train_student
+
+    terms, parallel = _write_pairs(tmp_path)
+    cfg = TrainConfig(steps=4, batch_size=6, synonym_batch_ratio=0.34, docs_per_row=2, eval_steps=2, max_pairs=50,
+                      max_doc_length=32, probe_texts=["용어1"])
+    pairs = load_pairs(terms, parallel, cfg)
+    texts = [*pairs.texts, "서울은 대한민국의 수도이다.", "부산은 항구 도시이다."]
+    build_student(offline_teacher, tmp_path / "init", StudentConfig(layers=1, max_vocab=6000), texts)
+    emb = teacher_embed_texts(str(offline_teacher), pairs.texts, "query: ")
+    assert emb.shape == (len(pairs.texts), 384)
+    rows = [{"query": f"질문 {i}", "docs": [f"서울은 대한민국의 수도이다 {i}.", "부산은 항구 도시이다."],
+             "scores": [10.0, 4.0]} for i in range(12)]
+    report = train_student(str(tmp_path / "init"), rows, pairs, emb, tmp_path / "student", cfg, LossConfig(T=2),
+                           tmp_path / "metrics", ["서울은 대한민국의 수도이다."])
+    assert report.steps == 4 and report.retrieval_rows == 12
+    assert [h["step"] for h in report.history] == [2, 4]
+    for h in report.history:  # every loss term was computed and logged
+        assert {"kd", "flops_d", "flops_q", "cross_lingual", "alignment", "loss"} <= set(h)
+        assert all(np.isfinite(h[k]) for k in ("kd", "cross_lingual", "alignment"))
+        assert h["query_probe"]["avg_nnz"] > 0
+    model = SparseEncoder(str(tmp_path / "student"), device="cpu")
+    assert model.encode(["용어1"], convert_to_tensor=True).to_dense().shape[1] == model.tokenizer.vocab_size
+    assert (tmp_path / "metrics" / "metrics.json").exists()
+    saved = json.loads((tmp_path / "student" / "kosparse_train.json").read_text())
+    assert saved["settings"]["loss"]["lambda_xl"] == 0.1

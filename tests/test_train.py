@@ -104,3 +104,47 @@ def test_tiny_training_run(tmp_path: Path, offline_teacher: Path) -> None:
     assert (tmp_path / "metrics" / "metrics.json").exists()
     saved = json.loads((tmp_path / "student" / "kosparse_train.json").read_text())
     assert saved["settings"]["loss"]["lambda_xl"] == 0.1
+
+
+@pytest.mark.slow
+def test_loss_falls_and_gradients_reach_every_trainable_part(tmp_path: Path, offline_teacher: Path) -> None:
+    import torch
+    from sentence_transformers.sparse_encoder import SparseEncoder
+
+    from kosparse.student import StudentConfig, build_student
+    from kosparse.train import KosparseLoss, teacher_embed_texts
+
+    texts = ["서울은 대한민국의 수도이다.", "부산은 항구 도시이다.", "머신러닝", "machine learning", "신경망",
+             "neural network", "질문"]
+    build_student(offline_teacher, tmp_path / "init", StudentConfig(layers=1, max_vocab=6000), texts)
+    model = SparseEncoder(str(tmp_path / "init"), device="cpu")
+    model.train()
+    for module in model.modules():  # no dropout noise: the same batch must give a falling loss
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    pair_texts = ["머신러닝", "machine learning", "신경망", "neural network"]
+    teacher = torch.from_numpy(teacher_embed_texts(str(offline_teacher), pair_texts, "query: "))
+    loss_fn = KosparseLoss(model, LossConfig(T=1, lambda_xl=1.0, lambda_syn=1.0), 2, teacher,
+                           list(model.tokenizer.all_special_ids))
+    columns = {"query": ["서울은 어디", "부산은 어디", "", ""],
+               "doc_0": ["서울은 대한민국의 수도이다.", "부산은 항구 도시이다.", "", ""],
+               "doc_1": ["부산은 항구 도시이다.", "서울은 대한민국의 수도이다.", "", ""],
+               "ko": ["", "", "머신러닝", "신경망"], "en": ["", "", "machine learning", "neural network"]}
+    labels = torch.tensor([[KIND_RETRIEVAL, -1, -1, 10.0, 2.0], [KIND_RETRIEVAL, -1, -1, 10.0, 2.0],
+                           [KIND_TERM, 0, 1, 0, 0], [KIND_TERM, 2, 3, 0, 0]])
+    features = [model.preprocess(v) for v in columns.values()]
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    losses = []
+    for step in range(8):
+        opt.zero_grad()
+        loss = loss_fn(features, labels)
+        loss.backward()
+        if step == 0:
+            trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+            silent = [n for n, p in trainable.items() if p.grad is None or not torch.count_nonzero(p.grad)]
+            assert not silent, f"no gradient reaches {silent}"
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < losses[1]  # from step 1 on the FLOPS weight is constant (warm-up T = 1)
+    parts = loss_fn.pop_parts()
+    assert parts["kd"] > 0 and parts["cross_lingual"] >= 0 and parts["alignment"] > 0

@@ -312,9 +312,9 @@ class KosparseLoss(nn.Module):
             flops_q = self.flops.compute_loss_from_embeddings(q)
             total = total + kd + self.flops_weight(self.cfg.lambda_d) * flops_d
             total = total + self.flops_weight(self.cfg.lambda_q) * flops_q
-            self.parts["kd"] += float(kd)
-            self.parts["flops_d"] += float(flops_d)
-            self.parts["flops_q"] += float(flops_q)
+            self.parts["kd"] += float(kd.detach())
+            self.parts["flops_d"] += float(flops_d.detach())
+            self.parts["flops_q"] += float(flops_q.detach())
             self.parts["nnz_query"] += float((q > 0).sum(dim=1).float().mean())
             self.parts["nnz_doc"] += float((doc_all > 0).sum(dim=1).float().mean())
         pair = torch.nonzero(kind != KIND_RETRIEVAL).flatten()
@@ -326,7 +326,7 @@ class KosparseLoss(nn.Module):
             t_en = self.teacher[labels[pair, 2].long()]
             xl = cross_lingual_kd(s_ko, s_en, t_ko, t_en, self.cfg.temperature, self.cfg.teacher_temperature)
             total = total + self.cfg.lambda_xl * xl
-            self.parts["cross_lingual"] += float(xl)
+            self.parts["cross_lingual"] += float(xl.detach())
             terms = torch.nonzero(kind[pair] == KIND_TERM).flatten()
             if terms.numel():
                 mask = torch.zeros_like(s_en[terms])
@@ -337,10 +337,10 @@ class KosparseLoss(nn.Module):
                 mask.scatter_(1, ids.clamp(min=0, max=mask.shape[1] - 1), valid.to(mask.dtype))
                 syn = synonym_alignment(s_ko[terms], s_en[terms], mask, self.cfg.target_weight, self.cfg.token_weight)
                 total = total + self.cfg.lambda_syn * syn
-                self.parts["alignment"] += float(syn)
+                self.parts["alignment"] += float(syn.detach())
         if self.training:
             self.step += 1
-        self.parts["loss"] += float(total)
+        self.parts["loss"] += float(total.detach())
         self.parts_n += 1
         return total
 

@@ -31,7 +31,9 @@ def main() -> int:
     retrieval = load_from_disk("data/neural_sparse_training/hf/train")
     probe_docs = [r["docs"][0] for r in retrieval.select(range(min(8, len(retrieval))))]
     start = "models/student_init" if student.build != "none" else student.model
-    report = train_student(start, retrieval, pairs, emb, OUT, cfg, loss, Path("metrics/train"), probe_docs)
+    idf_path = Path("data/idf/idf.json")
+    idf = json.loads(idf_path.read_text(encoding="utf-8")) if cfg.query_side == "inference_free" else None
+    report = train_student(start, retrieval, pairs, emb, OUT, cfg, loss, Path("metrics/train"), probe_docs, idf)
     final = report.final
     print(f"train: {report.steps} steps in {report.seconds:.0f}s on {report.retrieval_rows:,} retrieval rows, "
           f"{report.term_pairs:,} term pairs, {report.sentence_pairs:,} sentence pairs; final avg nnz "

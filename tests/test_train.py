@@ -148,3 +148,38 @@ def test_loss_falls_and_gradients_reach_every_trainable_part(tmp_path: Path, off
     assert losses[-1] < losses[1]  # from step 1 on the FLOPS weight is constant (warm-up T = 1)
     parts = loss_fn.pop_parts()
     assert parts["kd"] > 0 and parts["cross_lingual"] >= 0 and parts["alignment"] > 0
+
+
+@pytest.mark.slow
+def test_inference_free_query_side(tmp_path: Path, offline_teacher: Path) -> None:
+    import torch
+
+    from kosparse.student import StudentConfig, build_student
+    from kosparse.train import load_student, train_student
+
+    terms, parallel = _write_pairs(tmp_path)
+    cfg = TrainConfig(steps=2, batch_size=4, synonym_batch_ratio=0.5, docs_per_row=2, eval_steps=2, max_pairs=20,
+                      max_doc_length=32, probe_texts=["용어1"], query_side="inference_free")
+    pairs = load_pairs(terms, parallel, cfg)
+    build_student(offline_teacher, tmp_path / "init", StudentConfig(layers=1, max_vocab=6000),
+                  [*pairs.texts, "서울은 대한민국의 수도이다."])
+    base = load_student(str(tmp_path / "init"), "encoder", None)
+    idf = {tok: 1.0 + (i % 7) for tok, i in base.tokenizer.get_vocab().items()}
+    with pytest.raises(ValueError, match="needs idf.json"):
+        load_student(str(tmp_path / "init"), "inference_free", None)
+    emb = np.random.default_rng(0).normal(size=(len(pairs.texts), 8)).astype(np.float32)
+    rows = [{"query": f"서울 {i}", "docs": ["서울은 대한민국의 수도이다.", "용어1"], "scores": [10.0, 3.0]}
+            for i in range(8)]
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    report = train_student(str(tmp_path / "init"), rows, pairs, unit, tmp_path / "student", cfg, LossConfig(),
+                           tmp_path / "metrics", ["서울은 대한민국의 수도이다."], idf=idf)
+    assert report.steps == 2
+    trained = load_student(str(tmp_path / "student"), "encoder", None)  # a saved Router loads as a SparseEncoder
+    q = trained.encode_query(["서울"], convert_to_tensor=True).to_dense()[0]
+    ids = base.tokenizer("서울", add_special_tokens=False)["input_ids"]
+    expected = torch.zeros_like(q)
+    for i in ids:
+        expected[i] = idf[base.tokenizer.convert_ids_to_tokens(i)]
+    assert torch.allclose(q, expected)  # the query side is the frozen IDF bag of the query's tokens
+    d = trained.encode_document(["서울"], convert_to_tensor=True).to_dense()[0]
+    assert not torch.allclose(d, expected)  # documents go through the trained encoder

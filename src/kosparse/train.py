@@ -83,6 +83,9 @@ class TrainConfig:
         heldout_share: Share of Korean terms (and of sentence pairs) kept out of training for evaluation.
         max_pairs: Most term pairs / sentence pairs used (seeded sample).
         probe_texts: Texts whose activations are logged at every evaluation.
+        query_side: ``encoder`` (queries go through the student, with FLOPS ``lambda_q``) or
+            ``inference_free`` (queries are IDF-weighted bags of their tokens — ``SparseStaticEmbedding``
+            from ``idf.json``, frozen — as OpenSearch's two-phase ``neural_sparse`` search expects).
         seed: Seed of sampling and initialisation.
     """
 
@@ -99,7 +102,12 @@ class TrainConfig:
     heldout_share: float = 0.1
     max_pairs: int = 4000
     probe_texts: list[str] = field(default_factory=lambda: ["머신러닝", "신경망", "검색 엔진", "데이터베이스"])
+    query_side: str = "encoder"
     seed: int = 13
+
+    def __post_init__(self) -> None:
+        if self.query_side not in ("encoder", "inference_free"):
+            raise ValueError(f"train.query_side must be 'encoder' or 'inference_free', got {self.query_side!r}")
 
 
 def heldout(key: str, share: float) -> bool:
@@ -248,13 +256,42 @@ class SamplerFactory:
         return self.sampler
 
 
-def _subset(features: dict[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
-    """Rows of a tokenized batch, trimmed to the longest remaining sequence."""
-    out = {k: v[rows] for k, v in features.items() if isinstance(v, Tensor) and v.dim() >= 1}
+def _subset(features: dict[str, Any], rows: Tensor) -> dict[str, Any]:
+    """Rows of a tokenized batch, trimmed to the longest remaining sequence (routing keys kept)."""
+    out: dict[str, Any] = {k: v[rows] for k, v in features.items() if isinstance(v, Tensor) and v.dim() >= 1}
     if "attention_mask" in out and out["attention_mask"].numel():
         width = int(out["attention_mask"].sum(dim=1).max().item())
         out = {k: (v[:, :width] if v.dim() == 2 else v) for k, v in out.items()}
+    out.update({k: v for k, v in features.items() if not isinstance(v, Tensor)})  # e.g. the router's "task"
     return out
+
+
+def idf_vector(idf: dict[str, float], vocab: dict[str, int]) -> Tensor:
+    """``idf.json`` as a weight per token id (tokens missing from the file get 0)."""
+    weights = torch.zeros(max(vocab.values()) + 1)
+    for token, i in vocab.items():
+        weights[i] = float(idf.get(token, 0.0))
+    return weights
+
+
+def load_student(student: str, query_side: str, idf: dict[str, float] | None) -> Any:
+    """The student as a ``SparseEncoder``; with ``inference_free`` a ``Router`` whose query route is a
+    frozen ``SparseStaticEmbedding`` of the IDF weights and whose document route is the student."""
+    from sentence_transformers.sparse_encoder import SparseEncoder
+
+    device = None if torch.cuda.is_available() else "cpu"
+    model = SparseEncoder(student, device=device)
+    if query_side == "encoder":
+        return model
+    from sentence_transformers.sparse_encoder.modules import Router, SparseStaticEmbedding
+
+    if idf is None:
+        raise ValueError("train.query_side=inference_free needs idf.json (the idf stage)")
+    static = SparseStaticEmbedding(tokenizer=model.tokenizer, weight=idf_vector(idf, model.tokenizer.get_vocab()),
+                                   frozen=True)
+    document: list[Any] = list(model.children())
+    router = Router.for_query_document(query_modules=[static], document_modules=document)
+    return SparseEncoder(modules=[router], device=device)
 
 
 class KosparseLoss(nn.Module):
@@ -311,7 +348,8 @@ class KosparseLoss(nn.Module):
             flops_d = self.flops.compute_loss_from_embeddings(doc_all)
             flops_q = self.flops.compute_loss_from_embeddings(q)
             total = total + kd + self.flops_weight(self.cfg.lambda_d) * flops_d
-            total = total + self.flops_weight(self.cfg.lambda_q) * flops_q
+            if q.requires_grad:  # an inference-free query side is frozen: no FLOPS to pay on it
+                total = total + self.flops_weight(self.cfg.lambda_q) * flops_q
             self.parts["kd"] += float(kd.detach())
             self.parts["flops_d"] += float(flops_d.detach())
             self.parts["flops_q"] += float(flops_q.detach())
@@ -383,7 +421,8 @@ class TrainReport:
 
 
 def train_student(student: str, retrieval: Any, pairs: PairData, teacher_embeddings: np.ndarray, out_dir: Path,
-                  cfg: TrainConfig, loss_cfg: LossConfig, metrics_dir: Path, probe_docs: list[str]) -> TrainReport:
+                  cfg: TrainConfig, loss_cfg: LossConfig, metrics_dir: Path, probe_docs: list[str],
+                  idf: dict[str, float] | None = None) -> TrainReport:
     """Train the student and save it to ``out_dir`` (a ``SparseEncoder`` folder).
 
     Args:
@@ -396,20 +435,17 @@ def train_student(student: str, retrieval: Any, pairs: PairData, teacher_embeddi
         loss_cfg: Loss settings.
         metrics_dir: dvclive folder (``dvcyaml=False``).
         probe_docs: Documents whose activations are logged next to ``cfg.probe_texts``.
+        idf: ``idf.json`` weights, needed when ``cfg.query_side`` is ``inference_free``.
     """
     import time
 
     from dvclive import Live
-    from sentence_transformers.sparse_encoder import (
-        SparseEncoder,
-        SparseEncoderTrainer,
-        SparseEncoderTrainingArguments,
-    )
+    from sentence_transformers.sparse_encoder import SparseEncoderTrainer, SparseEncoderTrainingArguments
     from transformers import TrainerCallback
 
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
-    model = SparseEncoder(student, device="cpu" if not torch.cuda.is_available() else None)
+    model = load_student(student, cfg.query_side, idf)
     dataset, n_ret, n_pairs = build_dataset(retrieval, pairs, cfg)
     n_terms = len(pairs.train_terms)
     sampler = MixedBatchSampler(n_ret, n_terms, n_pairs - n_terms, cfg.batch_size, cfg.synonym_batch_ratio,
@@ -447,6 +483,7 @@ def train_student(student: str, retrieval: Any, pairs: PairData, teacher_embeddi
         logging_steps=1, save_steps=cfg.eval_steps, save_total_limit=1, seed=cfg.seed, report_to="none",
         batch_sampler=cast(Any, SamplerFactory(sampler)),
         dataloader_drop_last=False, use_cpu=not torch.cuda.is_available(),
+        router_mapping={"query": "query"} if cfg.query_side == "inference_free" else {},
         disable_tqdm=False)
     model.max_seq_length = cfg.max_doc_length
     trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss,

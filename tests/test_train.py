@@ -83,7 +83,7 @@ def test_tiny_training_run(tmp_path: Path, offline_teacher: Path) -> None:
 
     terms, parallel = _write_pairs(tmp_path)
     cfg = TrainConfig(steps=4, batch_size=6, synonym_batch_ratio=0.34, docs_per_row=2, eval_steps=2, max_pairs=50,
-                      max_doc_length=32, probe_texts=["용어1"])
+                      max_length=32, probe_texts=["용어1"])
     pairs = load_pairs(terms, parallel, cfg)
     texts = [*pairs.texts, "서울은 대한민국의 수도이다.", "부산은 항구 도시이다."]
     build_student(offline_teacher, tmp_path / "init", StudentConfig(layers=1, max_vocab=6000), texts)
@@ -112,7 +112,7 @@ def test_loss_falls_and_gradients_reach_every_trainable_part(tmp_path: Path, off
     from sentence_transformers.sparse_encoder import SparseEncoder
 
     from kosparse.student import StudentConfig, build_student
-    from kosparse.train import KosparseLoss, teacher_embed_texts
+    from kosparse.train import CombinedLoss, teacher_embed_texts
 
     texts = ["서울은 대한민국의 수도이다.", "부산은 항구 도시이다.", "머신러닝", "machine learning", "신경망",
              "neural network", "질문"]
@@ -124,7 +124,7 @@ def test_loss_falls_and_gradients_reach_every_trainable_part(tmp_path: Path, off
             module.p = 0.0
     pair_texts = ["머신러닝", "machine learning", "신경망", "neural network"]
     teacher = torch.from_numpy(teacher_embed_texts(str(offline_teacher), pair_texts, "query: "))
-    loss_fn = KosparseLoss(model, LossConfig(T=1, lambda_xl=1.0, lambda_syn=1.0), 2, teacher,
+    loss_fn = CombinedLoss(model, LossConfig(T=1, lambda_xl=1.0, lambda_syn=1.0), 2, teacher,
                            list(model.tokenizer.all_special_ids))
     columns = {"query": ["서울은 어디", "부산은 어디", "", ""],
                "doc_0": ["서울은 대한민국의 수도이다.", "부산은 항구 도시이다.", "", ""],
@@ -159,7 +159,7 @@ def test_inference_free_query_side(tmp_path: Path, offline_teacher: Path) -> Non
 
     terms, parallel = _write_pairs(tmp_path)
     cfg = TrainConfig(steps=2, batch_size=4, synonym_batch_ratio=0.5, docs_per_row=2, eval_steps=2, max_pairs=20,
-                      max_doc_length=32, probe_texts=["용어1"], query_side="inference_free")
+                      max_length=32, probe_texts=["용어1"], query_side="inference_free")
     pairs = load_pairs(terms, parallel, cfg)
     build_student(offline_teacher, tmp_path / "init", StudentConfig(layers=1, max_vocab=6000),
                   [*pairs.texts, "서울은 대한민국의 수도이다."])

@@ -7,7 +7,7 @@ sentence-transformers' ``SparseEncoderTrainer`` runs the loop; what it lacks is 
   columns hold ``""``. The label column carries ``[kind, ko_row, en_row, score_0..score_{n-1}]``.
 * :class:`MixedBatchSampler`: every batch holds ``round(synonym_batch_ratio · batch_size)`` pair rows
   and retrieval rows for the rest.
-* :class:`KosparseLoss`: KD on the retrieval rows (sentence-transformers' ``SparseDistillKLDivLoss`` or
+* ``CombinedLoss``: KD on the retrieval rows (sentence-transformers' ``SparseDistillKLDivLoss`` or
   ``SparseMarginMSELoss`` on the embeddings), FLOPS on documents and queries (``FlopsLoss``) with the
   SPLADE quadratic warm-up ``λ · min(1, (step / T))²``, and on the pair rows ``λ_xl`` ·
   :func:`~kosparse.losses.cross_lingual_kd` against the cached teacher embeddings and ``λ_syn`` ·
@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,40 +29,9 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from kosparse.losses import cross_lingual_kd, synonym_alignment
-
-KIND_RETRIEVAL, KIND_TERM, KIND_SENTENCE = 0, 1, 2
-
-
-@dataclass
-class LossConfig:
-    """The ``loss`` section.
-
-    Attributes:
-        retrieval: ``kl`` (``SparseDistillKLDivLoss``) or ``marginmse`` (``SparseMarginMSELoss``).
-        temperature: KD temperature (``kl``) and the student temperature of the cross-lingual KD.
-        teacher_temperature: Temperature of the teacher's cosines in the cross-lingual KD.
-        lambda_d: FLOPS weight on documents.
-        lambda_q: FLOPS weight on queries.
-        T: Steps of the quadratic FLOPS warm-up.
-        lambda_xl: Weight of the cross-lingual KD (the plan's 0.1).
-        lambda_syn: Weight of the synonym alignment.
-        target_weight: Weight every English synonym token should reach in the Korean vector.
-        token_weight: Weight of the token hinge inside the alignment loss.
-    """
-
-    retrieval: str = "kl"
-    temperature: float = 1.0
-    teacher_temperature: float = 0.05
-    lambda_d: float = 1e-3
-    lambda_q: float = 1e-3
-    T: int = 50
-    lambda_xl: float = 0.1
-    lambda_syn: float = 0.1
-    target_weight: float = 1.0
-    token_weight: float = 1.0
+from kosparse.losses.combined import KIND_RETRIEVAL, KIND_SENTENCE, KIND_TERM, CombinedLoss, LossConfig
 
 
 @dataclass
@@ -77,8 +46,7 @@ class TrainConfig:
         docs_per_row: Documents of a retrieval row used (positive first; ``n`` of the plan's 8).
         lr: Peak learning rate (linear warm-up and decay).
         warmup_ratio: Warm-up share of the steps.
-        max_query_length: Token cap for queries and terms.
-        max_doc_length: Token cap for documents and sentences.
+        max_length: Token cap of every text (queries, documents, terms, sentences).
         eval_steps: Steps between evaluations (collapse guards) and checkpoints.
         heldout_share: Share of Korean terms (and of sentence pairs) kept out of training for evaluation.
         max_pairs: Most term pairs / sentence pairs used (seeded sample).
@@ -96,8 +64,7 @@ class TrainConfig:
     docs_per_row: int = 4
     lr: float = 5e-5
     warmup_ratio: float = 0.1
-    max_query_length: int = 32
-    max_doc_length: int = 128
+    max_length: int = 128
     eval_steps: int = 20
     heldout_share: float = 0.1
     max_pairs: int = 4000
@@ -256,16 +223,6 @@ class SamplerFactory:
         return self.sampler
 
 
-def _subset(features: dict[str, Any], rows: Tensor) -> dict[str, Any]:
-    """Rows of a tokenized batch, trimmed to the longest remaining sequence (routing keys kept)."""
-    out: dict[str, Any] = {k: v[rows] for k, v in features.items() if isinstance(v, Tensor) and v.dim() >= 1}
-    if "attention_mask" in out and out["attention_mask"].numel():
-        width = int(out["attention_mask"].sum(dim=1).max().item())
-        out = {k: (v[:, :width] if v.dim() == 2 else v) for k, v in out.items()}
-    out.update({k: v for k, v in features.items() if not isinstance(v, Tensor)})  # e.g. the router's "task"
-    return out
-
-
 def idf_vector(idf: dict[str, float], vocab: dict[str, int]) -> Tensor:
     """``idf.json`` as a weight per token id (tokens missing from the file get 0)."""
     weights = torch.zeros(max(vocab.values()) + 1)
@@ -292,101 +249,6 @@ def load_student(student: str, query_side: str, idf: dict[str, float] | None) ->
     document: list[Any] = list(model.children())
     router = Router.for_query_document(query_modules=[static], document_modules=document)
     return SparseEncoder(modules=[router], device=device)
-
-
-class KosparseLoss(nn.Module):
-    """Retrieval KD + FLOPS (with warm-up) + ``λ_xl`` cross-lingual KD + ``λ_syn`` synonym alignment.
-
-    Args:
-        model: The ``SparseEncoder`` student.
-        cfg: Loss settings.
-        docs_per_row: Documents per retrieval row.
-        teacher_embeddings: ``[N, D]`` cached teacher embeddings of the pair texts (L2-normalised).
-        special_ids: Token ids never counted as an English synonym's tokens.
-    """
-
-    def __init__(self, model: nn.Module, cfg: LossConfig, docs_per_row: int, teacher_embeddings: Tensor,
-                 special_ids: list[int]) -> None:
-        super().__init__()
-        from sentence_transformers.sparse_encoder.losses import FlopsLoss, SparseDistillKLDivLoss, SparseMarginMSELoss
-
-        self.model = model
-        self.cfg = cfg
-        self.n_docs = docs_per_row
-        if cfg.retrieval == "kl":
-            self.kd: Any = SparseDistillKLDivLoss(model, temperature=cfg.temperature)  # type: ignore[arg-type]
-        elif cfg.retrieval == "marginmse":
-            self.kd = SparseMarginMSELoss(model)  # type: ignore[arg-type]
-        else:
-            raise ValueError(f"loss.retrieval must be 'kl' or 'marginmse', got {cfg.retrieval!r}")
-        self.flops: Any = FlopsLoss(model)  # type: ignore[arg-type]
-        self.teacher: Tensor
-        self.register_buffer("teacher", teacher_embeddings.float(), persistent=False)
-        self.special_ids = special_ids
-        self.step = 0
-        self.parts: defaultdict[str, float] = defaultdict(float)
-        self.parts_n = 0
-
-    def flops_weight(self, weight: float) -> float:
-        """``weight · min(1, (step / T))²``: the SPLADE papers' quadratic warm-up."""
-        return weight * min(1.0, (self.step / max(self.cfg.T, 1)) ** 2)
-
-    def _encode(self, features: dict[str, Tensor]) -> Tensor:
-        return self.model(features)["sentence_embedding"]
-
-    def forward(self, sentence_features: list[dict[str, Tensor]], labels: Tensor) -> Tensor:
-        """Loss of one mixed batch (features in column order: query, docs, ko, en)."""
-        kind = labels[:, 0].long()
-        n = self.n_docs
-        total = labels.new_zeros(())
-        ret = torch.nonzero(kind == KIND_RETRIEVAL).flatten()
-        if ret.numel():
-            q = self._encode(_subset(sentence_features[0], ret))
-            docs = [self._encode(_subset(sentence_features[1 + j], ret)) for j in range(n)]
-            kd = self.kd.compute_loss_from_embeddings([q, *docs], labels[ret, 3:3 + n])
-            doc_all = torch.cat(docs)
-            flops_d = self.flops.compute_loss_from_embeddings(doc_all)
-            flops_q = self.flops.compute_loss_from_embeddings(q)
-            total = total + kd + self.flops_weight(self.cfg.lambda_d) * flops_d
-            if q.requires_grad:  # an inference-free query side is frozen: no FLOPS to pay on it
-                total = total + self.flops_weight(self.cfg.lambda_q) * flops_q
-            self.parts["kd"] += float(kd.detach())
-            self.parts["flops_d"] += float(flops_d.detach())
-            self.parts["flops_q"] += float(flops_q.detach())
-            self.parts["nnz_query"] += float((q > 0).sum(dim=1).float().mean())
-            self.parts["nnz_doc"] += float((doc_all > 0).sum(dim=1).float().mean())
-        pair = torch.nonzero(kind != KIND_RETRIEVAL).flatten()
-        if pair.numel():
-            ko_f = _subset(sentence_features[1 + n], pair)
-            en_f = _subset(sentence_features[2 + n], pair)
-            s_ko, s_en = self._encode(ko_f), self._encode(en_f)
-            t_ko = self.teacher[labels[pair, 1].long()]
-            t_en = self.teacher[labels[pair, 2].long()]
-            xl = cross_lingual_kd(s_ko, s_en, t_ko, t_en, self.cfg.temperature, self.cfg.teacher_temperature)
-            total = total + self.cfg.lambda_xl * xl
-            self.parts["cross_lingual"] += float(xl.detach())
-            terms = torch.nonzero(kind[pair] == KIND_TERM).flatten()
-            if terms.numel():
-                mask = torch.zeros_like(s_en[terms])
-                ids = en_f["input_ids"][terms]
-                valid = en_f["attention_mask"][terms].bool()
-                for sid in self.special_ids:
-                    valid &= ids != sid
-                mask.scatter_(1, ids.clamp(min=0, max=mask.shape[1] - 1), valid.to(mask.dtype))
-                syn = synonym_alignment(s_ko[terms], s_en[terms], mask, self.cfg.target_weight, self.cfg.token_weight)
-                total = total + self.cfg.lambda_syn * syn
-                self.parts["alignment"] += float(syn.detach())
-        if self.training:
-            self.step += 1
-        self.parts["loss"] += float(total.detach())
-        self.parts_n += 1
-        return total
-
-    def pop_parts(self) -> dict[str, float]:
-        """Mean of each loss term since the last call (for logging)."""
-        out = {k: v / max(self.parts_n, 1) for k, v in self.parts.items()}
-        self.parts, self.parts_n = defaultdict(float), 0
-        return out
 
 
 def activation_stats(model: Any, texts: list[str], top_k: int = 10) -> dict[str, Any]:
@@ -451,7 +313,7 @@ def train_student(student: str, retrieval: Any, pairs: PairData, teacher_embeddi
     sampler = MixedBatchSampler(n_ret, n_terms, n_pairs - n_terms, cfg.batch_size, cfg.synonym_batch_ratio,
                                 cfg.sentence_share, cfg.steps, cfg.seed)
     specials = list(model.tokenizer.all_special_ids)
-    loss = KosparseLoss(model, loss_cfg, cfg.docs_per_row, torch.from_numpy(np.asarray(teacher_embeddings)), specials)
+    loss = CombinedLoss(model, loss_cfg, cfg.docs_per_row, torch.from_numpy(np.asarray(teacher_embeddings)), specials)
     history: list[dict[str, Any]] = []
     live = Live(str(metrics_dir), dvcyaml=False, save_dvc_exp=False)
     probes = {"query": list(cfg.probe_texts), "doc": probe_docs}
@@ -485,7 +347,7 @@ def train_student(student: str, retrieval: Any, pairs: PairData, teacher_embeddi
         dataloader_drop_last=False, use_cpu=not torch.cuda.is_available(),
         router_mapping={"query": "query"} if cfg.query_side == "inference_free" else {},
         disable_tqdm=False)
-    model.max_seq_length = cfg.max_doc_length
+    model.max_seq_length = cfg.max_length
     trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                                    callbacks=[SparsityCallback()])
     trainer.train()

@@ -323,3 +323,27 @@ def test_shared_tatoeba_through_the_reader(tmp_path: Path) -> None:
     assert tally.read["tatoeba"] >= 2800 and tally.malformed["tatoeba"] == 0
     assert len(pairs) >= 2000 and all(par.HANGUL.search(p.ko) for p in pairs)
     assert stats["pairs"] == len(pairs)
+
+
+def test_langlinks_titles_from_the_ingested_corpus(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kosparse.lexicon.terms import raw_pairs
+
+    links = _gz(tmp_path / "kowiki-langlinks.sql.gz", "INSERT INTO `langlinks` VALUES (10,'en','Machine learning'),"
+                "(11,'en','Seoul');\n")
+    docs = tmp_path / "documents.parquet"
+    pq.write_table(pa.table({"id": ["10", "wiki-x"], "title": ["머신러닝", "not a page id"]}), docs)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "manifest.json").write_text('{"sources": []}')
+    cfg = SynonymsConfig(namehint=False, kss_wordnet=False, cldr=False, gettext=False, curated=False,
+                         langlinks=[str(links)])
+    tally = Tally()
+    pairs = list(raw_pairs(cfg, tmp_path / "src", docs, tally))
+    assert [(p.ko, p.en, p.source) for p in pairs] == [("머신러닝", "Machine learning", "wikipedia-langlinks")]
+    wd = tmp_path / "wd.json.gz"
+    _gz(wd, '[\n{"labels": {"ko": {"value": "서울"}, "en": {"value": "Seoul"}}}\n]\n')
+    cfg2 = SynonymsConfig(namehint=False, kss_wordnet=False, cldr=False, gettext=False, curated=False,
+                          wikidata=[str(wd)])
+    assert [(p.ko, p.en) for p in raw_pairs(cfg2, tmp_path / "src", None, Tally())] == [("서울", "Seoul")]

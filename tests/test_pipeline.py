@@ -103,10 +103,10 @@ def test_repro_then_noop_then_param_change(repo: Path) -> None:
     assert "chunk" in ran
     assert not ran & {"sample", "teacher", "ingest"}  # nothing upstream of chunk reruns
 
-    # a mining parameter reruns mine -> assemble -> validate (and train, which reads the rows), never the
-    # embeddings
+    # a mining parameter reruns mine -> assemble -> validate (and train and evaluate, which read the rows),
+    # never the embeddings
     compose(repo / "params.yaml", repo / "conf", [*OVERRIDES, "chunk.overlap_sentences=0", "mine.top_k=30"])
-    assert _stages_run(_run(["dvc", "repro"], repo)) == {"mine", "assemble", "validate", "train"}
+    assert _stages_run(_run(["dvc", "repro"], repo)) == {"mine", "assemble", "validate", "train", "evaluate"}
 
 
 def test_forced_rerun_gives_byte_identical_training_rows(repo: Path) -> None:

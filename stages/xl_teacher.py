@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from kosparse.config import TeacherConfig, load_section, read_params
-from kosparse.train import TrainConfig, load_pairs, teacher_embed_texts
+from kosparse.embed import EmbedConfig, embed_texts
+from kosparse.train import TrainConfig, load_pairs
 
 OUT = Path("data/synonyms/xl_teacher")
 
@@ -21,7 +22,8 @@ def main() -> int:
     cfg = load_section(TrainConfig, "train", params)
     teacher = load_section(TeacherConfig, "teacher", params)
     pairs = load_pairs(Path("data/synonyms/ko_en_terms.jsonl"), Path("data/synonyms/ko_en_parallel.jsonl"), cfg)
-    emb = teacher_embed_texts(teacher.model_name_or_path, pairs.texts, teacher.query_prefix)
+    emb = embed_texts(teacher.model_name_or_path, pairs.texts, "query", teacher.query_prefix,
+                      EmbedConfig(batch_size=128), show_progress_bar=True)
     OUT.mkdir(parents=True, exist_ok=True)
     np.save(OUT / "embeddings.npy", emb.astype(np.float16))
     (OUT / "pairs.json").write_text(json.dumps(asdict(pairs), ensure_ascii=False) + "\n", encoding="utf-8")

@@ -78,8 +78,9 @@ def test_pairs_split_by_korean_text_and_dataset_layout(tmp_path: Path) -> None:
 def test_tiny_training_run(tmp_path: Path, offline_teacher: Path) -> None:
     from sentence_transformers.sparse_encoder import SparseEncoder
 
+    from kosparse.embed import embed_texts
     from kosparse.student import StudentConfig, build_student
-    from kosparse.train import teacher_embed_texts, train_student
+    from kosparse.train import train_student
 
     terms, parallel = _write_pairs(tmp_path)
     cfg = TrainConfig(steps=4, batch_size=6, synonym_batch_ratio=0.34, docs_per_row=2, eval_steps=2, max_pairs=50,
@@ -87,7 +88,7 @@ def test_tiny_training_run(tmp_path: Path, offline_teacher: Path) -> None:
     pairs = load_pairs(terms, parallel, cfg)
     texts = [*pairs.texts, "서울은 대한민국의 수도이다.", "부산은 항구 도시이다."]
     build_student(offline_teacher, tmp_path / "init", StudentConfig(layers=1, max_vocab=6000), texts)
-    emb = teacher_embed_texts(str(offline_teacher), pairs.texts, "query: ")
+    emb = embed_texts(str(offline_teacher), pairs.texts, "query", "query: ")
     assert emb.shape == (len(pairs.texts), 384)
     rows = [{"query": f"질문 {i}", "docs": [f"서울은 대한민국의 수도이다 {i}.", "부산은 항구 도시이다."],
              "scores": [10.0, 4.0]} for i in range(12)]
@@ -111,8 +112,9 @@ def test_loss_falls_and_gradients_reach_every_trainable_part(tmp_path: Path, off
     import torch
     from sentence_transformers.sparse_encoder import SparseEncoder
 
+    from kosparse.embed import embed_texts
     from kosparse.student import StudentConfig, build_student
-    from kosparse.train import CombinedLoss, teacher_embed_texts
+    from kosparse.train import CombinedLoss
 
     texts = ["서울은 대한민국의 수도이다.", "부산은 항구 도시이다.", "머신러닝", "machine learning", "신경망",
              "neural network", "질문"]
@@ -123,7 +125,7 @@ def test_loss_falls_and_gradients_reach_every_trainable_part(tmp_path: Path, off
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
     pair_texts = ["머신러닝", "machine learning", "신경망", "neural network"]
-    teacher = torch.from_numpy(teacher_embed_texts(str(offline_teacher), pair_texts, "query: "))
+    teacher = torch.from_numpy(embed_texts(str(offline_teacher), pair_texts, "query", "query: "))
     loss_fn = CombinedLoss(model, LossConfig(T=1, lambda_xl=1.0, lambda_syn=1.0), 2, teacher,
                            list(model.tokenizer.all_special_ids))
     columns = {"query": ["서울은 어디", "부산은 어디", "", ""],

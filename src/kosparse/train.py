@@ -360,13 +360,3 @@ def train_student(student: str, retrieval: Any, pairs: PairData, teacher_embeddi
     (out_dir / "kosparse_train.json").write_text(json.dumps(asdict(report), indent=2, ensure_ascii=False) + "\n",
                                                  encoding="utf-8")
     return report
-
-
-def teacher_embed_texts(model: str, texts: list[str], prefix: str, batch_size: int = 128) -> np.ndarray:
-    """Teacher embeddings (``prefix`` + text, L2-normalised float32) of the pair texts, computed once."""
-    from kosparse.embed import EmbedConfig, Encoder
-
-    if not texts:
-        return np.zeros((0, 1), dtype=np.float32)
-    enc = Encoder(model, EmbedConfig(batch_size=batch_size))
-    return enc.encode(texts, prompt="query", prefix=prefix, show_progress_bar=True)

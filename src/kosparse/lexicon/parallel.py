@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kosparse.lexicon.readers import Tally, expand_globs, gettext_catalogues, nfc, open_text, read_gettext_file
+from kosparse.lexicon.readers import Tally, expand_globs, fetched_gettext_messages, nfc, open_text
 from kosparse.lexicon.terms import PLACEHOLDER, clean_message
 
 HANGUL = re.compile("[\uac00-\ud7a3]")
@@ -139,17 +139,10 @@ def read_tmx(path: Path, tally: Tally) -> Iterator[SentencePair]:
 
 def read_gettext_sentences(sources_dir: Path, tally: Tally) -> Iterator[SentencePair]:
     """Sentence-like gettext messages of the fetched catalogues (placeholders removed first)."""
-    manifest = json.loads((sources_dir / "manifest.json").read_text(encoding="utf-8"))
-    for entry in manifest["sources"]:
-        if entry["role"] != "gettext":
-            continue
-        path = sources_dir / entry["file"] if entry["kind"] == "pypi" else sources_dir / "debian" / entry["name"]
-        for name, data in gettext_catalogues(path):
-            for msg in read_gettext_file(name, data, tally):
-                ko, en = clean_message(msg.ko), clean_message(msg.en)
-                if PLACEHOLDER.search(ko) or PLACEHOLDER.search(en):
-                    continue
-                yield SentencePair(ko, en, "gettext")
+    for msg in fetched_gettext_messages(sources_dir, tally):
+        ko, en = clean_message(msg.ko), clean_message(msg.en)
+        if not (PLACEHOLDER.search(ko) or PLACEHOLDER.search(en)):
+            yield SentencePair(ko, en, "gettext")
 
 
 def read_help_pages(folder: Path, tally: Tally) -> Iterator[SentencePair]:

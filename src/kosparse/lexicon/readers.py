@@ -389,6 +389,20 @@ def gettext_catalogues(path: Path) -> Iterator[tuple[str, bytes]]:
                     yield f"{label}/{m.rsplit('/', 1)[-1]}", zf.read(m)
 
 
+def fetched_sources(sources_dir: Path, role: str) -> list[Path]:
+    """Files (PyPI) or unpacked folders (Debian) of the ``lexicon_sources`` output with this role."""
+    manifest = json.loads((sources_dir / "manifest.json").read_text(encoding="utf-8"))
+    return [sources_dir / e["file"] if e["kind"] == "pypi" else sources_dir / "debian" / e["name"]
+            for e in manifest["sources"] if e["role"] == role]
+
+
+def fetched_gettext_messages(sources_dir: Path, tally: Tally) -> Iterator[Message]:
+    """Every translated message of the fetched Korean gettext catalogues (terms and sentences alike)."""
+    for path in fetched_sources(sources_dir, "gettext"):
+        for name, data in gettext_catalogues(path):
+            yield from read_gettext_file(name, data, tally)
+
+
 # --- curated list -------------------------------------------------------------------------------------
 
 def read_curated(tally: Tally, path: Path | None = None) -> Iterator[RawPair]:

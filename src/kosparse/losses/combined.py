@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from kosparse.losses.cross_lingual import cross_lingual_kd
-from kosparse.losses.synonym_alignment import synonym_alignment
+from kosparse.losses.synonym_alignment import synonym_alignment, token_mask
 
 KIND_RETRIEVAL, KIND_TERM, KIND_SENTENCE = 0, 1, 2
 
@@ -124,7 +124,9 @@ class CombinedLoss(nn.Module):
         """Loss of one mixed batch (features in column order: query, docs, ko, en)."""
         kind = labels[:, 0].long()
         n = self.n_docs
-        total = labels.new_zeros(())
+        retrieval = labels.new_zeros(())
+        xl: Tensor | None = None
+        syn: Tensor | None = None
         ret = torch.nonzero(kind == KIND_RETRIEVAL).flatten()
         if ret.numel():
             q = self._encode(_subset(sentence_features[0], ret))
@@ -133,9 +135,9 @@ class CombinedLoss(nn.Module):
             doc_all = torch.cat(docs)
             flops_d = self.flops.compute_loss_from_embeddings(doc_all)
             flops_q = self.flops.compute_loss_from_embeddings(q)
-            total = total + kd + self.flops_weight(self.cfg.lambda_d) * flops_d
+            retrieval = retrieval + kd + self.flops_weight(self.cfg.lambda_d) * flops_d
             if q.requires_grad:  # an inference-free query side is frozen: no FLOPS to pay on it
-                total = total + self.flops_weight(self.cfg.lambda_q) * flops_q
+                retrieval = retrieval + self.flops_weight(self.cfg.lambda_q) * flops_q
             self.parts["kd"] += float(kd.detach())
             self.parts["flops_d"] += float(flops_d.detach())
             self.parts["flops_q"] += float(flops_q.detach())
@@ -149,19 +151,14 @@ class CombinedLoss(nn.Module):
             t_ko = self.teacher[labels[pair, 1].long()]
             t_en = self.teacher[labels[pair, 2].long()]
             xl = cross_lingual_kd(s_ko, s_en, t_ko, t_en, self.cfg.temperature, self.cfg.teacher_temperature)
-            total = total + self.cfg.lambda_xl * xl
             self.parts["cross_lingual"] += float(xl.detach())
             terms = torch.nonzero(kind[pair] == KIND_TERM).flatten()
             if terms.numel():
-                mask = torch.zeros_like(s_en[terms])
-                ids = en_f["input_ids"][terms]
-                valid = en_f["attention_mask"][terms].bool()
-                for sid in self.special_ids:
-                    valid &= ids != sid
-                mask.scatter_(1, ids.clamp(min=0, max=mask.shape[1] - 1), valid.to(mask.dtype))
+                mask = token_mask(en_f["input_ids"][terms], en_f["attention_mask"][terms], s_en.shape[1],
+                                  self.special_ids)
                 syn = synonym_alignment(s_ko[terms], s_en[terms], mask, self.cfg.target_weight, self.cfg.token_weight)
-                total = total + self.cfg.lambda_syn * syn
                 self.parts["alignment"] += float(syn.detach())
+        total = combined_loss(retrieval, xl, syn, self.cfg.lambda_xl, self.cfg.lambda_syn)["loss"]
         if self.training:
             self.step += 1
         self.parts["loss"] += float(total.detach())

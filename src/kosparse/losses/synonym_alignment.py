@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -38,15 +39,20 @@ def synonym_alignment(student_ko: Tensor, student_en: Tensor, en_token_mask: Ten
     return ((1.0 - cos) + token_weight * hinge).mean()
 
 
+def token_mask(input_ids: Tensor, attention_mask: Tensor, vocab_size: int, special_ids: Iterable[int]) -> Tensor:
+    """``[B, V]`` 0/1 mask of the token ids of each tokenized row (padding and special tokens excluded)."""
+    valid = attention_mask.bool()
+    for sid in special_ids:
+        valid &= input_ids != sid
+    mask = torch.zeros(input_ids.shape[0], vocab_size, device=input_ids.device)
+    return mask.scatter_(1, input_ids.clamp(min=0, max=vocab_size - 1), valid.to(mask.dtype))
+
+
 def english_token_mask(tokenizer: Any, texts: list[str], vocab_size: int, device: torch.device | str = "cpu") -> Tensor:
-    """``[B, V]`` mask of the token ids of each text (special tokens excluded)."""
-    mask = torch.zeros(len(texts), vocab_size, device=device)
-    specials = set(getattr(tokenizer, "all_special_ids", []))
-    for i, text in enumerate(texts):
-        ids = [t for t in tokenizer(text, add_special_tokens=False)["input_ids"] if t not in specials]
-        if ids:
-            mask[i, torch.as_tensor(ids, device=device)] = 1.0
-    return mask
+    """:func:`token_mask` of texts, tokenized without special tokens."""
+    enc = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+    return token_mask(enc["input_ids"].to(device), enc["attention_mask"].to(device), vocab_size,
+                      getattr(tokenizer, "all_special_ids", []))
 
 
 class SynonymAlignmentLoss(nn.Module):

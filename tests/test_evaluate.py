@@ -15,6 +15,8 @@ from kosparse.evaluate import (
     english_activation,
     korean_set,
     pair_set,
+    reference_evaluation,
+    regression_check,
     retrieval_metrics,
     run_evaluation,
     sample_pages,
@@ -105,8 +107,25 @@ def test_sets_and_full_run(tmp_path: Path) -> None:
     assert sample_pages(tmp_path) == [("서울", "Seoul\nseoul capital")]
     sets = EvalSets(queries, corpus, qrels, {"pairs": xl}, [("서울", ["seoul"])])
     trained = BagModel({"서울": ["seoul"], "부산": ["busan"]})
-    result, examples = run_evaluation(trained, BagModel(), sets, EvalConfig(probe_terms=["서울"]))
+    cfg = EvalConfig(probe_terms=["서울"])
+    reference = reference_evaluation(BagModel(), BagModel(), sets, cfg)
+    reference = json.loads(json.dumps(reference))  # what the stage reads back from eval_reference.json
+    result, examples = run_evaluation(trained, reference, sets, cfg)
     assert result["student"]["ko_en_pairs"]["RR@10"] == 1.0
     assert result["baseline"]["ko_en_pairs"]["RR@10"] == 0.0  # no shared term: nothing retrieved
     assert result["delta"]["activation"]["english_activation_rate"] == 1.0
+    assert result["regression"]["difference"] == 0.0 and result["regression"]["passed"]  # same Korean ranking
     assert "| 서울 |" in examples and "`seoul`" in examples
+    with pytest.raises(ValueError, match="other `evaluate` settings"):
+        run_evaluation(trained, reference, sets, EvalConfig(probe_terms=["부산"]))
+
+
+def test_regression_check_is_paired_and_fails_beyond_tolerance() -> None:
+    reference = {"q1": 1.0, "q2": 0.5, "q3": 1.0, "q4": 0.0}
+    trained = {"q1": 0.5, "q2": 0.5, "q3": 1.0, "q4": 0.0}  # one query falls from rank 1 to rank 2
+    res = regression_check(trained, reference, "RR@10", tolerance=0.2)
+    assert res["difference"] == pytest.approx(-0.125) and res["passed"]
+    assert res["stderr"] == pytest.approx(0.125)  # std of [-0.5, 0, 0, 0] (ddof 1) = 0.25, / sqrt(4)
+    assert not regression_check(trained, reference, "RR@10", tolerance=0.1)["passed"]
+    with pytest.raises(ValueError, match="share no query"):
+        regression_check({"a": 1.0}, {"b": 1.0}, "RR@10", 0.1)

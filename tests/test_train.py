@@ -14,10 +14,12 @@ from kosparse.train import (
     KIND_TERM,
     LossConfig,
     MixedBatchSampler,
+    PairData,
     TrainConfig,
     build_dataset,
     heldout,
     load_pairs,
+    retrieval_only,
 )
 
 
@@ -72,6 +74,37 @@ def test_pairs_split_by_korean_text_and_dataset_layout(tmp_path: Path) -> None:
     assert term_row["label"][0] == KIND_TERM and sent_row["label"][0] == KIND_SENTENCE
     assert pairs.texts[int(term_row["label"][1])] == term_row["ko"]
     assert pairs.texts[int(term_row["label"][2])] == term_row["en"] and term_row["query"] == ""
+
+
+
+def test_retrieval_only_reference_config() -> None:
+    cfg = TrainConfig(steps=7, synonym_batch_ratio=0.3, sentence_share=0.9, max_pairs=10, lr=1e-4)
+    loss = LossConfig(lambda_xl=0.2, lambda_syn=0.3, teacher_temperature=0.5, lambda_d=0.01)
+    ro_cfg, ro_loss = retrieval_only(cfg, loss)
+    assert ro_cfg.synonym_batch_ratio == 0.0 and ro_loss.lambda_xl == 0.0 and ro_loss.lambda_syn == 0.0
+    # retrieval settings are kept; pair-only settings go back to their defaults (the stage does not track them)
+    assert (ro_cfg.steps, ro_cfg.lr, ro_loss.lambda_d) == (7, 1e-4, 0.01)
+    assert (ro_cfg.sentence_share, ro_cfg.max_pairs) == (TrainConfig().sentence_share, TrainConfig().max_pairs)
+    assert ro_loss.teacher_temperature == LossConfig().teacher_temperature
+    # with no pair rows every batch is retrieval rows
+    sampler = MixedBatchSampler(10, 0, 0, 4, ro_cfg.synonym_batch_ratio, 0.5, 3, 1)
+    assert all(max(b) < 10 and len(b) == 4 for b in sampler)
+
+
+def test_tiny_retrieval_only_run(tmp_path: Path, offline_teacher: Path) -> None:
+    from kosparse.student import StudentConfig, build_student
+    from kosparse.train import train_student
+
+    texts = ["서울은 대한민국의 수도이다.", "부산은 항구 도시이다."]
+    build_student(offline_teacher, tmp_path / "init", StudentConfig(layers=1, max_vocab=3000), texts)
+    rows = [{"query": f"질문 {i}", "docs": [f"{texts[0]} {i}", texts[1]], "scores": [10.0, 4.0]} for i in range(6)]
+    cfg, loss = retrieval_only(TrainConfig(steps=2, batch_size=3, docs_per_row=2, eval_steps=2, max_length=32,
+                                           probe_texts=["서울"]), LossConfig(T=2))
+    report = train_student(str(tmp_path / "init"), rows, PairData([], [], [], [], []), np.zeros((0, 1), np.float32),
+                           tmp_path / "student", cfg, loss, tmp_path / "metrics", texts[:1])
+    assert report.term_pairs == report.sentence_pairs == 0 and report.retrieval_rows == 6
+    assert np.isfinite(report.history[-1]["kd"])
+    assert report.settings["loss"]["lambda_xl"] == 0.0 and report.settings["train"]["synonym_batch_ratio"] == 0.0
 
 
 @pytest.mark.slow

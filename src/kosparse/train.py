@@ -23,7 +23,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -281,6 +281,13 @@ class TrainReport:
     history: list[dict[str, Any]]
     settings: dict[str, Any]
 
+    def summary(self) -> str:
+        """One line for the stage log."""
+        q, d = self.final.get("query", {}), self.final.get("doc", {})
+        return (f"train: {self.steps} steps in {self.seconds:.0f}s on {self.retrieval_rows:,} retrieval rows, "
+                f"{self.term_pairs:,} term pairs, {self.sentence_pairs:,} sentence pairs; final avg nnz "
+                f"query {q.get('avg_nnz', 0):.0f}, doc {d.get('avg_nnz', 0):.0f}")
+
 
 def train_student(student: str, retrieval: Any, pairs: PairData, teacher_embeddings: np.ndarray, out_dir: Path,
                   cfg: TrainConfig, loss_cfg: LossConfig, metrics_dir: Path, probe_docs: list[str],
@@ -360,3 +367,70 @@ def train_student(student: str, retrieval: Any, pairs: PairData, teacher_embeddi
     (out_dir / "kosparse_train.json").write_text(json.dumps(asdict(report), indent=2, ensure_ascii=False) + "\n",
                                                  encoding="utf-8")
     return report
+
+
+#: Settings that only act on pair rows: a retrieval-only run resets them to their defaults, so its output
+#: depends only on the keys its DVC stage tracks.
+PAIR_ONLY_TRAIN = ("synonym_batch_ratio", "sentence_share", "heldout_share", "max_pairs")
+PAIR_ONLY_LOSS = ("lambda_xl", "lambda_syn", "teacher_temperature", "target_weight", "token_weight")
+
+
+def _defaults(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for f in fields(obj):
+        if f.name in names:
+            out[f.name] = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[operator]
+    return out
+
+
+def retrieval_only(cfg: TrainConfig, loss_cfg: LossConfig) -> tuple[TrainConfig, LossConfig]:
+    """The regression reference of the plan ("기존 한국어 retrieval 성능 유지"): the same run with
+    ``synonym_batch_ratio = 0`` and ``lambda_xl = lambda_syn = 0`` (KD + FLOPS only).
+
+    Every other pair-only setting is reset to its default: it has no effect without pair rows, and the
+    ``train_retrieval_only`` stage does not track it.
+    """
+    cfg = replace(cfg, **{**_defaults(cfg, PAIR_ONLY_TRAIN), "synonym_batch_ratio": 0.0})
+    loss_cfg = replace(loss_cfg, **{**_defaults(loss_cfg, PAIR_ONLY_LOSS), "lambda_xl": 0.0, "lambda_syn": 0.0})
+    return cfg, loss_cfg
+
+
+def run_train_stage(out_dir: Path, metrics_dir: Path, retrieval_only_run: bool = False,
+                    xl_dir: Path = Path("data/synonyms/xl_teacher"),
+                    rows_dir: Path = Path("data/neural_sparse_training/hf/train"),
+                    idf_path: Path = Path("data/idf/idf.json")) -> TrainReport:
+    """What the ``train`` and ``train_retrieval_only`` stages run, with the sections of ``params.yaml``.
+
+    Args:
+        out_dir: Output model folder.
+        metrics_dir: dvclive folder.
+        retrieval_only_run: Train the regression reference (:func:`retrieval_only`): no pair rows, no
+            cross-lingual losses, and no read of the ``xl_teacher`` cache.
+        xl_dir: ``xl_teacher`` output (``pairs.json``, ``embeddings.npy``).
+        rows_dir: Training rows (``datasets.save_to_disk`` folder).
+        idf_path: ``idf.json``, read when ``train.query_side`` is ``inference_free``.
+    """
+    from datasets import load_from_disk
+
+    from kosparse.config import load_section, read_params
+    from kosparse.student import StudentConfig
+
+    params = read_params()
+    student = load_section(StudentConfig, "student", params)
+    cfg = load_section(TrainConfig, "train", params)
+    loss = load_section(LossConfig, "loss", params)
+    if retrieval_only_run:
+        cfg, loss = retrieval_only(cfg, loss)
+        pairs = PairData([], [], [], [], [])
+        emb = np.zeros((0, 1), dtype=np.float32)
+    else:
+        raw = json.loads((xl_dir / "pairs.json").read_text(encoding="utf-8"))
+        pairs = PairData(raw["texts"], [tuple(p) for p in raw["train_terms"]],
+                         [tuple(p) for p in raw["train_sentences"]],
+                         [(k, list(e)) for k, e in raw["heldout_terms"]], [tuple(p) for p in raw["heldout_sentences"]])
+        emb = np.load(xl_dir / "embeddings.npy").astype(np.float32)
+    retrieval = load_from_disk(str(rows_dir))
+    probe_docs = [r["docs"][0] for r in retrieval.select(range(min(8, len(retrieval))))]
+    start = "models/student_init" if student.build != "none" else student.model
+    idf = json.loads(idf_path.read_text(encoding="utf-8")) if cfg.query_side == "inference_free" else None
+    return train_student(start, retrieval, pairs, emb, out_dir, cfg, loss, metrics_dir, probe_docs, idf)

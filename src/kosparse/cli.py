@@ -1,4 +1,4 @@
-"""The ``kosparse`` command: ``kosparse explain TEXT...`` (more subcommands as they land)."""
+"""The ``kosparse`` command: ``kosparse explain TEXT...`` and ``kosparse encode INPUT OUTPUT``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     """Dispatch ``kosparse <command> [args]``."""
     args = sys.argv[1:] if argv is None else argv
-    commands = {"explain": "kosparse.explain"}
+    commands = {"explain": "kosparse.explain", "encode": "kosparse.encode"}
     if not args or args[0] not in commands:
         print(f"usage: kosparse {{{','.join(commands)}}} ...", file=sys.stderr)
         return 2

@@ -103,10 +103,11 @@ def test_repro_then_noop_then_param_change(repo: Path) -> None:
     assert "chunk" in ran
     assert not ran & {"sample", "teacher", "ingest"}  # nothing upstream of chunk reruns
 
-    # a mining parameter reruns mine -> assemble -> validate (and train and evaluate, which read the rows),
+    # a mining parameter reruns mine -> assemble -> validate (and training, evaluation and export after them),
     # never the embeddings
     compose(repo / "params.yaml", repo / "conf", [*OVERRIDES, "chunk.overlap_sentences=0", "mine.top_k=30"])
-    assert _stages_run(_run(["dvc", "repro"], repo)) == {"mine", "assemble", "validate", "train", "evaluate"}
+    rows_readers = {"train", "train_retrieval_only", "evaluate_reference", "evaluate", "export"}
+    assert _stages_run(_run(["dvc", "repro"], repo)) == {"mine", "assemble", "validate", *rows_readers}
 
 
 def test_forced_rerun_gives_byte_identical_training_rows(repo: Path) -> None:

@@ -129,3 +129,37 @@ def test_regression_check_is_paired_and_fails_beyond_tolerance() -> None:
     assert not regression_check(trained, reference, "RR@10", tolerance=0.1)["passed"]
     with pytest.raises(ValueError, match="share no query"):
         regression_check({"a": 1.0}, {"b": 1.0}, "RR@10", 0.1)
+
+
+def _load_stage(name: str) -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "stages" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("difference, expected_rc", [(-0.2, 1), (0.01, 0)])
+def test_evaluate_stage_fails_on_regression_after_writing_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    difference: float, expected_rc: int) -> None:
+    import sentence_transformers.sparse_encoder as se
+
+    stage = _load_stage("evaluate")
+    (tmp_path / "params.yaml").write_text("evaluate:\n  regression_tolerance: 0.05\n")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "eval_reference.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    regression = {"measure": "RR@10", "difference": difference, "stderr": 0.01, "tolerance": 0.05,
+                  "passed": difference >= -0.05, "retrieval_only": 0.4}
+    korean = {"korean": {"RR@10": 0.4}, "ko_en_heldout_sentences": {"RR@10": 0.5},
+              "activation": {"english_activation_rate": 0.3}}
+    monkeypatch.setattr(se, "SparseEncoder", lambda *a, **k: object())
+    monkeypatch.setattr(stage, "load_eval_sets", lambda cfg: None)
+    monkeypatch.setattr(stage, "run_evaluation", lambda *a: ({"student": korean, "baseline": korean,
+                                                                "regression": regression}, "examples\n"))
+    assert stage.main() == expected_rc
+    written = json.loads((tmp_path / "metrics" / "eval.json").read_text())
+    assert written["regression"]["difference"] == difference  # the metrics are there either way

@@ -21,6 +21,7 @@ that map holds a list. The TorchScript interface here is the one its ``NeuralSpa
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -272,11 +273,10 @@ def export_student(model_dir: Path, idf_path: Path, out: Path, cfg: ExportConfig
     idf = json.loads(idf_path.read_text(encoding="utf-8"))
     idf_stats = check_idf(idf, tok.get_vocab())
     out.mkdir(parents=True, exist_ok=True)
-    pt = out / f"{cfg.name}.pt"
-    torch.jit.save(traced, str(pt))
+    pt = io.BytesIO()  # the module goes straight into the zip: no stray .pt in out/ if a later step fails
+    torch.jit.save(traced, pt)
     tj = tokenizer_json(tok, max_length).encode("utf-8")
-    write_zip(out / ENCODING_ZIP, {pt.name: pt.read_bytes(), "tokenizer.json": tj})
-    pt.unlink()
+    write_zip(out / ENCODING_ZIP, {f"{cfg.name}.pt": pt.getvalue(), "tokenizer.json": tj})
     write_zip(out / TOKENIZE_ZIP, {"tokenizer.json": tj,
                                    "idf.json": json.dumps(idf, ensure_ascii=False, sort_keys=True).encode("utf-8")})
     files: dict[str, dict[str, Any]] = {}
@@ -296,8 +296,6 @@ def export_student(model_dir: Path, idf_path: Path, out: Path, cfg: ExportConfig
 def load_exported(zip_path: Path) -> tuple[Any, Any]:
     """The TorchScript module and the ``tokenizers.Tokenizer`` inside a ``sparse_encoding.zip`` (what ML
     Commons loads: nothing else from the student folder is needed)."""
-    import io
-
     from tokenizers import Tokenizer
 
     with zipfile.ZipFile(zip_path) as zf:

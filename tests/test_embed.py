@@ -174,6 +174,22 @@ def test_unsorted_gives_same_result(tiny_model: str, encoder: Encoder) -> None:
     )
 
 
+def test_cpu_token_cap_splits_batches_without_changing_results(tiny_model: str, encoder: Encoder) -> None:
+    texts = _texts(9) + ["짧다", "네"]
+    capped = Encoder(tiny_model, EmbedConfig(backend="torch", device="cpu", batch_size=8, cpu_batch_tokens=48))
+    lengths = np.array([len(capped.tokenizer("passage: " + t)["input_ids"]) for t in texts])
+    batches = capped._batches(np.argsort(-lengths, kind="stable"), lengths)
+    assert sorted(int(i) for idx, _ in batches for i in idx) == list(range(len(texts)))
+    for idx, target in batches:
+        assert target >= lengths[idx].max() and (len(idx) == 1 or len(idx) * target <= 48)
+    assert len({len(idx) for idx, _ in batches}) > 1  # long texts go fewer to a batch than short ones
+    np.testing.assert_allclose(capped.encode(texts, "passage", "passage: "),
+                               encoder.encode(texts, "passage", "passage: "), atol=2e-5)
+    # CUDA batches ignore the CPU cap.
+    capped.device = "cuda"
+    assert [len(idx) for idx, _ in capped._batches(np.arange(len(texts)), lengths)] == [8, 3]
+
+
 def test_missing_saved_prompt_is_a_clear_error(encoder: Encoder) -> None:
     with pytest.raises(ValueError, match="no saved 'query' prompt"):
         embed_texts(encoder, ["서울"], "query")
@@ -198,6 +214,9 @@ def test_empty_input_and_truncation(tiny_model: str, encoder: Encoder) -> None:
 def test_bf16_backend_agrees(tiny_model: str, encoder: Encoder) -> None:
     texts = _texts(6)
     bf16 = Encoder(tiny_model, EmbedConfig(backend="torch-bf16", device="cpu"))
+    import torch
+
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16  # weights cast, not autocast
     cos = (bf16.encode(texts, "passage", "") * encoder.encode(texts, "passage", "")).sum(1)
     assert cos.min() > 0.99
 

@@ -9,8 +9,9 @@ Speed on CPU comes from three things (see ``bench/embed.py`` for the measured ef
 
 * texts are tokenized once, sorted by token length and padded only to a small set of bucket
   lengths, so batches carry little padding and oneDNN / ONNX Runtime reuse their kernels;
-* the ``auto`` backend runs the model under bf16 autocast where the CPU has native bf16
-  (AMX or AVX512-BF16), in fp16 on CUDA, and in fp32 elsewhere;
+* the ``auto`` backend casts the model's weights to bf16 where the CPU has native bf16 (AMX or
+  AVX512-BF16), so every matmul runs on bf16 tiles without autocast's per-call weight casts; fp16
+  on CUDA, fp32 elsewhere;
 * the opt-in ONNX backends export the transformer once (eager attention, ONNX Runtime's BERT
   fusions, optional dynamic int8 quantisation) into a cache folder keyed by the model's content;
   nothing is ever downloaded at run time. On 450-token passages they are attention-bound and
@@ -70,10 +71,13 @@ class EmbedConfig:
     """The ``embed`` section: how teacher embeddings are computed and stored.
 
     Attributes:
-        batch_size: Texts per forward pass.
+        batch_size: Texts per forward pass (at most).
+        cpu_batch_tokens: On CPU, also cap a batch at this many padded tokens (``None``: no cap), so
+            long passages go 4 to a batch and short queries 128: the attention scores then stay in
+            cache (``bench/embed.py --batch-sizes`` shows the effect). CUDA batches ignore it.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         dtype: Storage dtype of the written arrays: ``float16`` or ``float32``.
-        backend: ``auto``; ``torch`` (fp32 on CPU, fp16 on CUDA); ``torch-bf16`` (bf16 autocast);
+        backend: ``auto``; ``torch`` (fp32 on CPU, fp16 on CUDA); ``torch-bf16`` (bf16 weights and activations);
             ``onnx`` (ONNX Runtime fp32); ``onnx-int8`` (ONNX Runtime, dynamic int8 weights).
             ``auto`` picks ``torch-bf16`` on CPUs with native bf16 (AMX / AVX512-BF16), else
             ``torch``.
@@ -87,6 +91,7 @@ class EmbedConfig:
     """
 
     batch_size: int = 32
+    cpu_batch_tokens: int | None = 2048
     device: str = "auto"
     dtype: str = "float16"
     backend: str = "auto"
@@ -100,6 +105,8 @@ class EmbedConfig:
     def __post_init__(self) -> None:
         checks = [
             (self.batch_size > 0, "embed.batch_size", "must be positive"),
+            (self.cpu_batch_tokens is None or self.cpu_batch_tokens > 0, "embed.cpu_batch_tokens",
+             "must be positive or null"),
             (self.device in {"auto", "cpu", "cuda"}, "embed.device", f"unknown device {self.device!r}"),
             (self.dtype in {"float16", "float32"}, "embed.dtype", f"unknown dtype {self.dtype!r}"),
             (self.backend in BACKENDS, "embed.backend", f"unknown backend {self.backend!r}; use {BACKENDS}"),
@@ -355,6 +362,10 @@ class Encoder:
         self.model = SentenceTransformer(model_name_or_path, device=torch_device).eval()
         if self.device == "cuda" and self.backend == "torch":
             self.model.half()
+        elif self.backend == "torch-bf16":
+            # Whole-model bf16 rather than autocast: autocast re-casts every weight on every call and
+            # keeps layer norms in fp32 (two casts per layer); bench/embed.py measured the difference.
+            self.model.to(torch.bfloat16)
         self.tokenizer = self.model.tokenizer
         self.max_length = int(self.cfg.max_length or self.model.max_seq_length or 512)
         model = self.model
@@ -419,9 +430,26 @@ class Encoder:
             else:
                 features = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v
                             for k, v in features.items()}
-                with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.backend == "torch-bf16"):
-                    emb = self.model(features)["sentence_embedding"]
+                emb = self.model(features)["sentence_embedding"]
             return emb.float().cpu().numpy()
+
+    def _batches(self, order: np.ndarray, lengths: np.ndarray) -> list[tuple[np.ndarray, int]]:
+        """Split ``order`` into batches: ``(rows, padded length)``, capped by texts and (CPU) tokens."""
+        budget = self.cfg.cpu_batch_tokens if self.device == "cpu" else None
+        out: list[tuple[np.ndarray, int]] = []
+        start = 0
+        while start < len(order):
+            size = self.cfg.batch_size
+            while True:
+                idx = order[start:start + size]
+                longest = int(lengths[idx].max())
+                target = min(_bucket_length(longest), max(longest, self.max_length))
+                if budget is None or size == 1 or size * target <= budget:
+                    break
+                size = max(1, min(size - 1, budget // target))
+            out.append((idx, target))
+            start += len(idx)
+        return out
 
     def encode(self, texts: Sequence[str], prompt: Prompt = "passage", prefix: str | None = None,
                show_progress_bar: bool = False) -> np.ndarray:
@@ -449,12 +477,8 @@ class Encoder:
         # ST's prompt_length convention (prompt tokens minus the closing special token), used by
         # Pooling(include_prompt=False) models to leave the prefix out of the pooled tokens.
         prompt_length = len(self.tokenizer(pre)["input_ids"]) - 1 if pre else 0
-        bs = self.cfg.batch_size
-        starts = range(0, len(texts), bs)
-        for start in tqdm(starts, desc=f"embed {prompt}", unit="batch", disable=not show_progress_bar):
-            idx = order[start:start + bs]
-            longest = int(lengths[idx].max())
-            target = min(_bucket_length(longest), max(longest, self.max_length))
+        for idx, target in tqdm(self._batches(order, lengths), desc=f"embed {prompt}", unit="batch",
+                                disable=not show_progress_bar):
             batch = self.tokenizer.pad({k: [enc[k][i] for i in idx] for k in keys}, padding="max_length",
                                        max_length=target, return_tensors="pt")
             features: dict[str, Any] = {**batch, "modality": "text"}

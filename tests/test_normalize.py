@@ -25,3 +25,31 @@ def test_hangul_ratio_exact() -> None:
     assert hangul_ratio("가나 ab") == 0.5  # 2 Hangul of 4 non-space
     assert hangul_ratio("   ") == 0.0
     assert hangul_ratio("한국어") == 1.0
+
+
+def _reference(text: str) -> str:
+    """The plain definition of normalize_text: patterns applied without pre-checks, spaces as ``[...]+``.
+
+    Parenthesis fixes apply only to texts with a ``(``, as documented.
+    """
+    import re
+
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200d\u2060\ufeff]", "", text)
+    text = re.sub(r"\b(?:formula|codice)_\d+\b", "", text)
+    if "(" in text:
+        text = re.sub(r"\(\s*[,;:]\s*", "(", text)
+        text = re.sub(r"\s*[,;:]\s*\)", ")", text)
+        text = re.sub(r"\s?\(\s*\)", "", text)
+    text = re.sub(r"[ \t\u00a0\u3000\u2002-\u200a]+", " ", text)
+    return re.sub(r" ?\n[ \n]*", "\n", text).strip()
+
+
+def test_fast_patterns_equal_the_plain_definition() -> None:
+    import random
+
+    rng = random.Random(0)
+    alphabet = list("가나다 ab(),;:\n\t\r") + ["\u00a0", "\u3000", "\u2003", "\u200b", "  ", "formula_3", "( )"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        assert normalize_text(text) == _reference(text), repr(text)

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from kosparse.sample import bilingual_pages
+
 MEASURES = ("RR@10", "R@100", "nDCG@10")
 
 
@@ -203,18 +205,8 @@ def pair_set(pairs: list[tuple[str, str]], max_queries: int, seed: int
 
 def sample_pages(folder: Path, max_chars: int = 1000) -> list[tuple[str, str]]:
     """(Korean title, English page) pairs of the sample's help pages with the same id."""
-    en: dict[str, str] = {}
-    for path in sorted((folder / "en").glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            r = json.loads(line)
-            en[r["id"]] = f"{r['title']}\n{r['text']}"[:max_chars]
-    out = []
-    for path in sorted((folder / "ko").glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            r = json.loads(line)
-            if r["id"] in en and re.search("[\uac00-\ud7a3]", r["title"]):
-                out.append((r["title"], en[r["id"]]))
-    return out
+    return [(ko["title"], f"{en['title']}\n{en['text']}"[:max_chars]) for ko, en in bilingual_pages(folder)
+            if en is not None and re.search("[\uac00-\ud7a3]", ko["title"])]
 
 
 @dataclass

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 from kosparse.registry import DebianPackage, RegistryError, extract_deb, fetch_deb, sha256
 
@@ -103,6 +104,26 @@ class SampleReport:
 # --------------------------------------------------------------------------
 # Text helpers
 # --------------------------------------------------------------------------
+
+
+def bilingual_pages(folder: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Each Korean page of a built sample with its English original, or ``None`` where there is none.
+
+    Args:
+        folder: The sample folder (``ko/*.jsonl`` and ``en/*.jsonl``, rows joined by ``id``).
+
+    Yields:
+        ``(korean row, english row or None)``, files and lines in sorted order.
+    """
+    english: dict[str, dict[str, Any]] = {}
+    for path in sorted((folder / "en").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            english[row["id"]] = row
+    for path in sorted((folder / "ko").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            yield row, english.get(row["id"])
 
 
 def hangul_share(text: str) -> float:

@@ -21,6 +21,7 @@ from typing import Any
 
 from kosparse.lexicon.readers import Tally, expand_globs, fetched_gettext_messages, nfc, open_text
 from kosparse.lexicon.terms import PLACEHOLDER, clean_message
+from kosparse.sample import bilingual_pages
 
 HANGUL = re.compile("[\uac00-\ud7a3]")
 LATIN = re.compile("[A-Za-z]")
@@ -148,22 +149,17 @@ def read_gettext_sentences(sources_dir: Path, tally: Tally) -> Iterator[Sentence
 def read_help_pages(folder: Path, tally: Tally) -> Iterator[SentencePair]:
     """Korean and English help pages with the same id, aligned by paragraph when the counts agree."""
     source = "help-pages"
-    en_pages: dict[str, list[str]] = {}
-    for path in sorted((folder / "en").glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            en_pages[row["id"]] = [p for p in row["text"].split("\n") if p.strip()]
-    for path in sorted((folder / "ko").glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            tally.read[source] += 1
-            en = en_pages.get(row["id"])
-            ko = [p for p in row["text"].split("\n") if p.strip()]
-            if en is None or len(en) != len(ko):
-                continue  # no English page, or the paragraph structure differs: no safe alignment
-            for k, e in zip(ko, en, strict=True):
-                tally.pairs[source] += 1
-                yield SentencePair(nfc(k), nfc(e), source)
+    for ko_row, en_row in bilingual_pages(folder):
+        tally.read[source] += 1
+        if en_row is None:
+            continue
+        en = [p for p in en_row["text"].split("\n") if p.strip()]
+        ko = [p for p in ko_row["text"].split("\n") if p.strip()]
+        if len(en) != len(ko):
+            continue  # the paragraph structure differs: no safe alignment
+        for k, e in zip(ko, en, strict=True):
+            tally.pairs[source] += 1
+            yield SentencePair(nfc(k), nfc(e), source)
 
 
 # --- filters ------------------------------------------------------------------------------------------

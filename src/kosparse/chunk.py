@@ -252,6 +252,10 @@ class WordOffsets(TokenOffsets):
 
 
 _SPACE_CODEPOINTS = np.array([c for c in range(0x3100) if chr(c).isspace()], dtype=np.uint32)
+# Lookup table over code points 0..U+3100 (U+3100 itself is not a space): a code point above the table is
+# clipped onto its last entry and so reads "not a space".
+_IS_SPACE = np.zeros(0x3101, dtype=bool)
+_IS_SPACE[_SPACE_CODEPOINTS] = True
 
 
 def word_spans(text: str) -> tuple[list[int], list[int]]:
@@ -263,8 +267,9 @@ def word_spans(text: str) -> tuple[list[int], list[int]]:
     cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     if cp.size == 0:
         return [], []
-    word = ~np.isin(cp, _SPACE_CODEPOINTS)
-    edges = np.flatnonzero(np.diff(word.astype(np.int8), prepend=0, append=0))
+    word = np.zeros(cp.size + 2, dtype=bool)  # padded with a non-word on each side
+    np.logical_not(_IS_SPACE.take(cp, mode="clip"), out=word[1:-1])
+    edges = np.flatnonzero(word[1:] != word[:-1])
     return edges[0::2].tolist(), edges[1::2].tolist()
 
 

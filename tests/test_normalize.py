@@ -17,6 +17,12 @@ def test_trailing_comma_and_empty_parens() -> None:
     assert normalize_text("서울(, )특별시 (Seoul, ) 와 ( ) 끝") == "서울특별시 (Seoul) 와 끝"
 
 
+def test_runs_of_separators_left_by_dropped_templates() -> None:
+    assert normalize_text("만주(, , , )는 지명") == "만주는 지명"
+    assert normalize_text("주기율표(週期律表, , )는") == "주기율표(週期律表)는"
+    assert normalize_text("장국영(, , 1956년 9월 12일 ~ )") == "장국영(1956년 9월 12일 ~ )"
+
+
 def test_control_and_zero_width_removed() -> None:
     assert normalize_text("가\u200b나\x07다\ufeff") == "가나다"
 
@@ -38,8 +44,8 @@ def _reference(text: str) -> str:
     text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200d\u2060\ufeff]", "", text)
     text = re.sub(r"\b(?:formula|codice)_\d+\b", "", text)
     if "(" in text:
-        text = re.sub(r"\(\s*[,;:]\s*", "(", text)
-        text = re.sub(r"\s*[,;:]\s*\)", ")", text)
+        text = re.sub(r"\(\s*(?:[,;:]\s*)+", "(", text)
+        text = re.sub(r"\s*(?:[,;:]\s*)+\)", ")", text)
         text = re.sub(r"\s?\(\s*\)", "", text)
     text = re.sub(r"[ \t\u00a0\u3000\u2002-\u200a]+", " ", text)
     return re.sub(r" ?\n[ \n]*", "\n", text).strip()

@@ -12,9 +12,10 @@ import unicodedata
 import numpy as np
 
 _PLACEHOLDER = re.compile(r"\b(?:formula|codice)_\d+\b")
-# "(, 1924년" -> "(1924년", "(1924년, )" -> "(1924년)", "()" / "( )" / "(; )" -> ""
-_OPEN_PUNCT = re.compile(r"\(\s*[,;:]\s*")
-_CLOSE_PUNCT = re.compile(r"\s*[,;:]\s*\)")
+# "(, 1924년" -> "(1924년", "(1924년, )" -> "(1924년)", "()" / "( )" / "(; )" / "(, , )" -> ""
+# A run of separators counts as one: WikiExtractor leaves "(, , , )" where it dropped several templates.
+_OPEN_PUNCT = re.compile(r"\(\s*(?:[,;:]\s*)+")
+_CLOSE_PUNCT = re.compile(r"\s*(?:[,;:]\s*)+\)")
 _EMPTY_PARENS = re.compile(r"\s?\(\s*\)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200d\u2060\ufeff]")
 _SPACE = r"[ \t\u00a0\u3000\u2002-\u200a]"

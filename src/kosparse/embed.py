@@ -612,7 +612,8 @@ def embed_to_shards(model: str | Encoder, records: Iterable[tuple[str, str]], ou
     _write_json_atomic(out_dir / MANIFEST, manifest)
     result = EmbedResult()
     dim = 0
-    bar = tqdm(total=total, desc=f"embed {prompt}s", unit="text", disable=not show_progress_bar)
+    label = "queries" if prompt == "query" else "passages"
+    bar = tqdm(total=total, desc=f"embed {label}", unit="text", disable=not show_progress_bar)
     n_shards = 0
     for k, chunk in enumerate(_chunks(records, cfg.shard_size)):
         n_shards = k + 1

@@ -87,7 +87,7 @@ def main() -> None:
                     help="comma-separated batch sizes for the baseline; the first is the named baseline "
                          "(32, sentence-transformers' default), the others are printed for reference")
     ap.add_argument("--batch-sizes", default=None,
-                    help="comma-separated batch sizes for ours (default: EmbedConfig's); the baseline keeps 32")
+                    help="comma-separated batch sizes for ours (default: EmbedConfig's)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "embed.json")
     args = ap.parse_args()
 

@@ -212,10 +212,10 @@ def test_empty_input_and_truncation(tiny_model: str, encoder: Encoder) -> None:
 
 
 def test_bf16_backend_agrees(tiny_model: str, encoder: Encoder) -> None:
-    texts = _texts(6)
-    bf16 = Encoder(tiny_model, EmbedConfig(backend="torch-bf16", device="cpu"))
     import torch
 
+    texts = _texts(6)
+    bf16 = Encoder(tiny_model, EmbedConfig(backend="torch-bf16", device="cpu"))
     assert next(bf16.model.parameters()).dtype == torch.bfloat16  # weights cast, not autocast
     cos = (bf16.encode(texts, "passage", "") * encoder.encode(texts, "passage", "")).sum(1)
     assert cos.min() > 0.99

@@ -73,8 +73,9 @@ class EmbedConfig:
     Attributes:
         batch_size: Texts per forward pass (at most).
         cpu_batch_tokens: On CPU, also cap a batch at this many padded tokens (``None``: no cap), so
-            long passages go 4 to a batch and short queries 128: the attention scores then stay in
-            cache (``bench/embed.py --batch-sizes`` shows the effect). CUDA batches ignore it.
+            512-token passages go 4 to a batch while short queries still fill ``batch_size``: the
+            attention scores then stay in cache (``bench/embed.py --batch-sizes`` shows the effect).
+            CUDA batches ignore it.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         dtype: Storage dtype of the written arrays: ``float16`` or ``float32``.
         backend: ``auto``; ``torch`` (fp32 on CPU, fp16 on CUDA); ``torch-bf16`` (bf16 weights and activations);

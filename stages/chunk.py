@@ -21,7 +21,7 @@ def main() -> int:
     stats = chunk_documents(OUT / "documents.parquet", OUT / "passages.parquet", OUT / "chunk_report.json",
                             teacher.model_name_or_path, budget, cfg.overlap_sentences, cfg.min_tokens,
                             cfg.splitter, cfg.workers, cfg.batch_docs,
-                            word_cache=cfg.word_cache)
+                            word_cache=cfg.word_cache, sentencepiece=cfg.sentencepiece)
     print(f"chunk: {stats.documents:,} documents -> {stats.passages:,} passages (budget {budget} tokens)")
     return 0
 

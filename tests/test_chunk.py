@@ -241,3 +241,92 @@ def test_word_counts_exact_for_the_teacher_on_korean_wikipedia(shared_kowiki: Pa
     mismatched = [t[:60] for t, e in zip(texts, encs, strict=True)
                   if counter.offsets(t).count(0, len(t)) != len(e.ids)]
     assert not mismatched
+
+
+# --- SentencePiece counts for cache misses (SentencePieceCounter) ---------------------------------
+
+ODD_WORDS = ["시기에\ufffd", "<s>가", "ＡＢＣ", "①번", "𝔘𝔫𝔦", "ㄱㄴㄷ"]
+
+
+def test_charsmap_key_starts_cover_every_rewritten_character(offline_teacher: Path) -> None:
+    import base64
+    import json
+
+    from kosparse.chunk import charsmap_key_starts
+
+    tok = load_tok(offline_teacher)
+    spec = json.loads(tok.to_str())  # type: ignore[attr-defined]
+    blob = base64.b64decode(spec["normalizer"]["normalizers"][0]["precompiled_charsmap"])
+    starts = charsmap_key_starts(blob)
+    norm = tok.normalizer  # type: ignore[attr-defined]
+    changed = {c for c in range(0x21, 0x10000) if not 0xD800 <= c < 0xE000 and norm.normalize_str(chr(c)) != chr(c)}
+    assert changed and changed <= starts  # every character the normaliser rewrites is found in the trie
+    assert ord("가") not in starts and ord("a") not in starts
+
+
+def test_sentencepiece_counts_equal_the_tokenizer_on_plain_words(offline_teacher: Path) -> None:
+    from kosparse.chunk import SentencePieceCounter, WordTokenCounter
+
+    tok = load_tok(offline_teacher)
+    fast = SentencePieceCounter.build(tok)
+    assert fast is not None
+    words = list(dict.fromkeys(w for t in WORD_TEXTS + _documents_texts() for w in t.split())) + ODD_WORDS
+    plain = fast.plain(words)
+    assert plain.sum() > len(words) // 2
+    for word in ODD_WORDS:  # rewritten, unknown or special-token characters go to the tokenizer
+        assert not fast.plain([word])[0], word
+    plain_words = [w for w, p in zip(words, plain, strict=True) if p]
+    single = [len(tok.encode(w, add_special_tokens=False).ids) for w in plain_words]  # type: ignore[attr-defined]
+    assert fast.counts(plain_words) == single
+    mixed = WordTokenCounter(tok, capacity=10, fast=fast)
+    rust = WordTokenCounter(tok, capacity=10)
+    assert mixed._count(words) == rust._count(words)
+    assert mixed.fast_counted == len(plain_words)
+
+
+def test_rust_counts_do_not_depend_on_a_words_neighbours(offline_teacher: Path) -> None:
+    from kosparse.chunk import WordTokenCounter
+
+    tok = load_tok(offline_teacher)
+    counter = WordTokenCounter(tok, capacity=10)
+    odd = "시기에\ufffd"  # e5's normaliser turns U+FFFD into a space
+    inside = len(tok.encode(f"{odd} 다음", add_special_tokens=False).ids) - len(  # type: ignore[attr-defined]
+        tok.encode("다음", add_special_tokens=False).ids)  # type: ignore[attr-defined]
+    assert counter._count([odd]) == counter._count(["가", odd])[1:] == [inside]
+
+
+def test_sentencepiece_needs_a_unigram_metaspace_tokenizer(tiny_tokenizer_dir: Path) -> None:
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+
+    from kosparse.chunk import SentencePieceCounter
+
+    assert SentencePieceCounter.build(load_tok(tiny_tokenizer_dir)) is None  # WordPiece
+    tok = Tokenizer(models.Unigram([("<unk>", 0.0), ("▁a", -1.0), ("a", -2.0), ("▁", -3.0)], unk_id=0))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    assert SentencePieceCounter.build(tok) is not None
+    tok.normalizer = normalizers.Replace(Regex("a+"), "b")  # rewrites letters: not a charsmap
+    assert SentencePieceCounter.build(tok) is None
+    tok.normalizer = normalizers.Replace(Regex(" {2,}"), " ")
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="never")
+    assert SentencePieceCounter.build(tok) is None
+
+
+def test_sentencepiece_gives_the_same_passages(tmp_path: Path, offline_teacher: Path) -> None:
+    rows = pq.read_table(_documents(tmp_path, 30)).to_pylist()
+    rows[4]["text"] += " 시기에\ufffd 끝. ＡＢＣ ① 大韓民國의 <s>가."
+    docs = tmp_path / "docs.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA), docs)
+    budget = passage_budget(load_tok(offline_teacher), 48, "passage: ")
+    out = {}
+    for flag in (True, False):
+        out[flag] = tmp_path / f"p{flag}.parquet"
+        stats = chunk_documents(docs, out[flag], tmp_path / f"r{flag}.json", str(offline_teacher), budget, 1, 4,
+                                workers=1, sentencepiece=flag)
+        assert (stats.misses_counted_by_sentencepiece > 0) == flag
+        assert 0 < stats.misses_counted_by_sentencepiece < stats.word_cache_misses or not flag
+    assert pq.read_table(out[True]).equals(pq.read_table(out[False]))
+
+
+def _documents_texts() -> list[str]:
+    return ["대한민국의 수도는 서울이다. 서울은 한강을 끼고 있다.", "머신러닝은 인공지능의 한 분야이다.",
+            "지미 카터는 미국의 39대 대통령이다. machine-learning (neural) networks! 1,234.5km 2026년"]

@@ -159,3 +159,30 @@ def test_shared_kowiki_first_file(shared_kowiki: Path, tmp_path: Path) -> None:
     assert rep.invalid == {}
     n_rejects = len((out / "r.jsonl").read_text().splitlines())
     assert rep.documents_kept + n_rejects == rep.rows_read
+
+
+def test_worker_processes_give_the_same_outputs(tmp_path: Path) -> None:
+    """Rows are normalised on worker processes in small batches across two files and two sources."""
+    lines = [json.dumps(_doc(i), ensure_ascii=False).encode() for i in range(20)]
+    lines[3] = b"{bad"                                                               # malformed_json
+    lines[5] = json.dumps(_doc(5, text="짧은 글.")).encode()                          # too_short
+    lines[8] = json.dumps(_doc(2)).encode()                                           # duplicate_id
+    lines[11] = json.dumps({**_doc(11), "text": _doc(4)["text"] + "  "}).encode()     # duplicate_text
+    _write_jsonl(tmp_path / "a.jsonl", lines[:12])
+    _write_jsonl(tmp_path / "b.jsonl", lines[12:])
+    _write_jsonl(tmp_path / "c.jsonl", [json.dumps(_doc(100 + i), ensure_ascii=False).encode() for i in range(10)])
+    sources = [SourceConfig(name="wiki", paths=["a.jsonl", "b.jsonl"]), SourceConfig(name="namu", paths=["c.jsonl"])]
+    outputs = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        cfg = IngestConfig(workers=workers, workers_batch=5, min_rows_for_rate=1000)
+        rep = ingest(sources, cfg, out / "d.parquet", out / "r.jsonl", out / "rep.json", root=tmp_path, max_docs=20)
+        report = json.loads((out / "rep.json").read_text())
+        report.pop("seconds")
+        outputs.append((pq.read_table(out / "d.parquet"), (out / "r.jsonl").read_bytes(), report))
+        assert rep.stopped_at_max_docs and rep.documents_kept == 20
+    (docs1, rej1, rep1), (docs2, rej2, rep2) = outputs
+    assert docs1.equals(docs2) and rej1 == rej2 and rep1 == rep2
+    assert rep1["filtered"] == {"too_short": 1, "duplicate_id": 1, "duplicate_text": 1}
+    assert rep1["invalid"] == {"malformed_json": 1}
+    assert docs1.column("source").to_pylist().count("namu") == 20 - 16  # stopped inside the second source

@@ -20,10 +20,9 @@ import os
 import struct
 import time
 from bisect import bisect_left, bisect_right
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from itertools import accumulate, islice
+from itertools import accumulate
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from kosparse.pool import bounded_imap
 
 PASSAGE_SCHEMA = pa.schema([
     ("passage_id", pa.string()),
@@ -779,28 +780,14 @@ def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_pat
         else:
             ctx = get_context("spawn")  # fork after tokenizers/Kiwi threads start can deadlock
             with ctx.Pool(n_workers, initializer=_Worker.init, initargs=init_args) as pool:
-                results = _bounded_imap(pool, _Worker.run, _batches(documents, batch_docs), 2 * n_workers)
+                results = (out for _, out in bounded_imap(pool, _Worker.run, _batches(documents, batch_docs),
+                                                          2 * n_workers))
                 _drain(results, writer, total, progress)
     report = {**asdict(total), "budget": budget, "splitter": splitter, "overlap_sentences": overlap,
               "min_tokens": min_tokens, "word_cache": word_cache,
               "tokenizer": tokenizer_path, "workers": n_workers, "seconds": round(time.perf_counter() - t0, 3)}
     report_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return total
-
-
-def _bounded_imap(pool: Any, fn: Callable[[Any], Any], items: Iterator[Any], window: int) -> Iterator[Any]:
-    """Ordered ``pool.imap`` that keeps at most ``window`` batches in flight.
-
-    ``Pool.imap`` drains its input iterator as fast as it can, so on a large corpus the whole Parquet
-    file ends up queued in memory (3 GB peak RSS on 1 M documents); this bound keeps memory flat.
-    """
-    pending: deque[Any] = deque(pool.apply_async(fn, (item,)) for item in islice(items, window))
-    while pending:
-        result = pending.popleft().get()
-        nxt = next(items, None)
-        if nxt is not None:
-            pending.append(pool.apply_async(fn, (nxt,)))
-        yield result
 
 
 def _drain(results: Iterator[tuple[list[dict[str, Any]], ChunkStats]], writer: pq.ParquetWriter,

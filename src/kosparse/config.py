@@ -161,6 +161,9 @@ class IngestConfig:
         dedupe_id: Drop documents whose ``(source, id)`` was already seen.
         preview_chars: Length of the text preview stored with a rejected row.
         batch_size: Rows per Arrow record batch written to ``documents.parquet``.
+        workers: Processes that normalise and filter rows; 0 means all cores. Reading, de-duplication
+            and writing stay in the stage's own process, and an input of one batch is done there alone.
+        workers_batch: Rows per work batch sent to a worker.
     """
 
     min_chars: int = 50
@@ -172,8 +175,11 @@ class IngestConfig:
     dedupe_id: bool = True
     preview_chars: int = 200
     batch_size: int = 4096
+    workers: int = 0
+    workers_batch: int = 1024
 
     def __post_init__(self) -> None:
+        require(self.workers >= 0 and self.workers_batch > 0, "ingest.workers", "workers >= 0, workers_batch > 0")
         require(0 <= self.min_chars < self.max_chars, "ingest.min_chars/max_chars", "need 0 <= min < max")
         require(0.0 <= self.min_hangul_ratio <= 1.0, "ingest.min_hangul_ratio", "must be in [0, 1]")
         require(0.0 <= self.max_invalid_rate <= 1.0, "ingest.max_invalid_rate", "must be in [0, 1]")

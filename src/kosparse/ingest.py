@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import islice
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ import pyarrow.parquet as pq
 
 from kosparse.config import IngestConfig, SourceConfig
 from kosparse.normalize import hangul_ratio, normalize_text
+from kosparse.pool import bounded_imap
 from kosparse.readers import RawRow, expand_globs, read_rows
 
 INVALID_REASONS = (
@@ -206,11 +210,12 @@ def ingest(sources: list[SourceConfig], cfg: IngestConfig, documents_path: Path,
     all_stats: list[FileStats] = []
     rows_read = kept = bytes_read = 0
     stopped = False
+    current: Path | None = None
+    stats = FileStats("", "")
+    n_workers = cfg.workers or os.cpu_count() or 1
     try:
-        for source in sources:
-            current: Path | None = None
-            stats = FileStats("", source.name)
-            for path, row in iter_source_rows(source, root, cfg.batch_size):
+        for source, rows, prepared in _prepared_batches(sources, root, cfg, n_workers):
+            for (path, row), prep in zip(rows, prepared, strict=True):
                 if path != current:
                     current = path
                     stats = FileStats(_relative(path, root), source.name)
@@ -220,7 +225,7 @@ def ingest(sources: list[SourceConfig], cfg: IngestConfig, documents_path: Path,
                 bytes_read += row.nbytes
                 if progress is not None and rows_read % 10_000 == 0:
                     progress(rows_read)
-                doc = _accept(row, source, cfg, stats, rejects, seen_ids, seen_text)
+                doc = _accept(row, prep, source, cfg, stats, rejects, seen_ids, seen_text)
                 if doc is not None:
                     writer.add(doc)
                     stats.kept += 1
@@ -252,57 +257,119 @@ def ingest(sources: list[SourceConfig], cfg: IngestConfig, documents_path: Path,
     return report
 
 
-def _accept(row: RawRow, source: SourceConfig, cfg: IngestConfig, stats: FileStats, rejects: _Rejects,
-            seen_ids: set[tuple[str, str]], seen_text: set[bytes]) -> dict[str, Any] | None:
-    """Validate, normalise and filter one row; record the reason when it is rejected."""
-    if row.record is None:
-        rejects.write(stats, row, "invalid", row.error or "invalid")
-        return None
-    rec = row.record
+Prepared = tuple[Any, ...]
+"""What :func:`_prepare` makes of a record: ``("doc", document, text digest)`` or
+``(category, reason, detail, doc id, preview)`` for a rejected one."""
+
+
+def _prepare(rec: dict[str, Any], source: SourceConfig, cfg: IngestConfig) -> Prepared:
+    """The per-row work that needs no state across rows: check, normalise, filter by policy, hash.
+
+    It runs in worker processes (see :func:`_prepared_batches`); de-duplication, which needs every earlier
+    row, stays with :func:`_accept` in the parent.
+    """
     reason, detail = _check_record(rec)
     if reason is not None:
-        rejects.write(stats, row, "invalid", reason, detail, preview=orjson.dumps(rec, default=str).decode())
-        return None
+        return "invalid", reason, detail, None, orjson.dumps(rec, default=str).decode()[: cfg.preview_chars]
     doc_id = str(rec["id"])
     raw_text: str = rec["text"]
     if len(raw_text) > cfg.max_chars:
-        rejects.write(stats, row, "invalid", "oversized_text", f"{len(raw_text)} chars > {cfg.max_chars}",
-                      doc_id, raw_text)
-        return None
+        return ("invalid", "oversized_text", f"{len(raw_text)} chars > {cfg.max_chars}", doc_id,
+                raw_text[: cfg.preview_chars])
     if source.markup == "namu":
         raw_text = _strip_namu(raw_text)
     text = normalize_text(raw_text)
     title = normalize_text(rec["title"]).replace("\n", " ")
     if not text:
-        rejects.write(stats, row, "filtered", "empty_text", "", doc_id, rec["title"])
-        return None
+        return "filtered", "empty_text", "", doc_id, rec["title"][: cfg.preview_chars]
+    preview = text[: cfg.preview_chars]
     if not title:
-        rejects.write(stats, row, "invalid", "empty_title", "", doc_id, text)
-        return None
+        return "invalid", "empty_title", "", doc_id, preview
     if len(text) < cfg.min_chars:
-        rejects.write(stats, row, "filtered", "too_short", f"{len(text)} chars < {cfg.min_chars}", doc_id, text)
-        return None
+        return "filtered", "too_short", f"{len(text)} chars < {cfg.min_chars}", doc_id, preview
     ratio = hangul_ratio(text)
     if ratio < cfg.min_hangul_ratio:
-        rejects.write(stats, row, "filtered", "low_hangul_ratio", f"{ratio:.3f} < {cfg.min_hangul_ratio}",
-                      doc_id, text)
+        return "filtered", "low_hangul_ratio", f"{ratio:.3f} < {cfg.min_hangul_ratio}", doc_id, preview
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=12).digest() if cfg.dedupe_text else b""
+    doc = {"source": source.name, "id": doc_id, "url": rec.get("url") or "", "title": title, "text": text,
+           "language": rec.get("language") or source.language, "n_chars": len(text), "hangul_ratio": ratio}
+    return "doc", doc, digest
+
+
+def _prepare_batch(work: tuple[SourceConfig, IngestConfig, list[dict[str, Any] | None]]) -> list[Prepared | None]:
+    """:func:`_prepare` over a batch of records (``None`` for a row that did not parse)."""
+    source, cfg, records = work
+    return [None if rec is None else _prepare(rec, source, cfg) for rec in records]
+
+
+_Batch = tuple[SourceConfig, list[tuple[Path, RawRow]]]
+
+
+def _row_batches(sources: list[SourceConfig], root: Path, cfg: IngestConfig) -> Iterator[_Batch]:
+    """Rows of every source in order, ``cfg.workers_batch`` at a time (a batch never spans two sources)."""
+    for source in sources:
+        rows = iter_source_rows(source, root, cfg.batch_size)
+        while batch := list(islice(rows, cfg.workers_batch)):
+            yield source, batch
+
+
+def _prepared_batches(sources: list[SourceConfig], root: Path, cfg: IngestConfig,
+                      workers: int) -> Iterator[tuple[SourceConfig, list[tuple[Path, RawRow]], list[Prepared | None]]]:
+    """Row batches in input order, each with its :func:`_prepare` results.
+
+    Reading and parsing stay in this process (they carry the file, line and raw bytes that rejects cite);
+    normalisation, the main cost, runs on ``workers`` processes when there are more than one and the input
+    is larger than one batch. Results come back in input order, so the output does not depend on the
+    worker count.
+    """
+    batches = _row_batches(sources, root, cfg)
+    head = list(islice(batches, 2))
+    if workers <= 1 or len(head) < 2:
+        for source, rows in _chain(head, batches):
+            yield source, rows, _prepare_batch(_work(cfg, (source, rows)))
+        return
+    ctx = get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        for (source, rows), prepared in bounded_imap(pool, _prepare_batch, _chain(head, batches), 2 * workers,
+                                                     payload=lambda item: _work(cfg, item)):
+            yield source, rows, prepared
+
+
+def _chain(head: list[_Batch], rest: Iterator[_Batch]) -> Iterator[_Batch]:
+    """The batches read ahead, then the rest."""
+    yield from head
+    yield from rest
+
+
+def _work(cfg: IngestConfig, item: _Batch) -> tuple[SourceConfig, IngestConfig, list[dict[str, Any] | None]]:
+    """What a worker needs of a batch: its source, the config and the parsed records."""
+    source, rows = item
+    return source, cfg, [row.record for _, row in rows]
+
+
+def _accept(row: RawRow, prep: Prepared | None, source: SourceConfig, cfg: IngestConfig, stats: FileStats,
+            rejects: _Rejects, seen_ids: set[tuple[str, str]], seen_text: set[bytes]) -> dict[str, Any] | None:
+    """Record a prepared row's rejection or de-duplicate it; return the document to keep, if any."""
+    if prep is None:  # the row did not parse
+        rejects.write(stats, row, "invalid", row.error or "invalid")
         return None
+    if prep[0] != "doc":
+        category, reason, detail, doc_id, preview = prep
+        rejects.write(stats, row, category, reason, detail, doc_id, preview)
+        return None
+    _, doc, digest = prep
     if cfg.dedupe_id:
-        key = (source.name, doc_id)
+        key = (source.name, doc["id"])
         if key in seen_ids:
-            rejects.write(stats, row, "filtered", "duplicate_id", "", doc_id, text)
+            rejects.write(stats, row, "filtered", "duplicate_id", "", doc["id"], doc["text"])
             return None
         seen_ids.add(key)
     if cfg.dedupe_text:
-        digest = hashlib.blake2b(text.encode("utf-8"), digest_size=12).digest()
         if digest in seen_text:
-            rejects.write(stats, row, "filtered", "duplicate_text", "", doc_id, text)
+            rejects.write(stats, row, "filtered", "duplicate_text", "", doc["id"], doc["text"])
             return None
         seen_text.add(digest)
-    return {
-        "source": source.name, "id": doc_id, "url": rec.get("url") or "", "title": title, "text": text,
-        "language": rec.get("language") or source.language, "n_chars": len(text), "hangul_ratio": ratio,
-    }
+    return doc
 
 
 def _check_invalid_rate(all_stats: list[FileStats], cfg: IngestConfig, rejects_path: Path) -> None:

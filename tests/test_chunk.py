@@ -234,13 +234,16 @@ def test_word_counts_exact_for_the_teacher_on_korean_wikipedia(shared_kowiki: Pa
                 texts.extend([text, normalize_text(text)])
             if len(texts) >= 400:
                 break
-    from kosparse.chunk import WordTokenCounter
+    from kosparse.chunk import SentencePieceCounter, WordTokenCounter
 
-    counter = WordTokenCounter(tok, capacity=20_000)
+    fast = SentencePieceCounter.build(tok)
+    assert fast is not None
+    counter = WordTokenCounter(tok, capacity=20_000, fast=fast)  # misses of plain words through SentencePiece
     encs = tok.encode_batch(texts, add_special_tokens=False)  # type: ignore[attr-defined]
     mismatched = [t[:60] for t, e in zip(texts, encs, strict=True)
                   if counter.offsets(t).count(0, len(t)) != len(e.ids)]
     assert not mismatched
+    assert counter.fast_counted > 0.9 * counter.misses
 
 
 # --- SentencePiece counts for cache misses (SentencePieceCounter) ---------------------------------

@@ -413,8 +413,8 @@ class SentencePieceCounter:
         """Which of ``words`` (non-empty, without whitespace) SentencePiece counts exactly."""
         cp = np.frombuffer("".join(words).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         ok = self.plain_table[cp]
-        starts = np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words))) - np.fromiter(
-            map(len, words), dtype=np.int64, count=len(words))
+        lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+        starts = np.cumsum(lengths) - lengths
         return np.logical_and.reduceat(ok, starts) if len(words) else np.zeros(0, dtype=bool)
 
     def counts(self, words: list[str]) -> list[int]:

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -325,20 +325,14 @@ def _prepared_batches(sources: list[SourceConfig], root: Path, cfg: IngestConfig
     batches = _row_batches(sources, root, cfg)
     head = list(islice(batches, 2))
     if workers <= 1 or len(head) < 2:
-        for source, rows in _chain(head, batches):
+        for source, rows in chain(head, batches):
             yield source, rows, _prepare_batch(_work(cfg, (source, rows)))
         return
     ctx = get_context("spawn")
     with ctx.Pool(workers) as pool:
-        for (source, rows), prepared in bounded_imap(pool, _prepare_batch, _chain(head, batches), 2 * workers,
+        for (source, rows), prepared in bounded_imap(pool, _prepare_batch, chain(head, batches), 2 * workers,
                                                      payload=lambda item: _work(cfg, item)):
             yield source, rows, prepared
-
-
-def _chain(head: list[_Batch], rest: Iterator[_Batch]) -> Iterator[_Batch]:
-    """The batches read ahead, then the rest."""
-    yield from head
-    yield from rest
 
 
 def _work(cfg: IngestConfig, item: _Batch) -> tuple[SourceConfig, IngestConfig, list[dict[str, Any] | None]]:

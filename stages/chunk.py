@@ -16,8 +16,9 @@ def main() -> int:
     params = read_params()
     cfg = load_section(ChunkConfig, "chunk", params)
     teacher = load_section(TeacherConfig, "teacher", params)
-    tokenizer = load_backend_tokenizer(teacher.model_name_or_path)
-    budget = cfg.max_tokens or passage_budget(tokenizer, teacher.max_length, teacher.passage_prefix)
+    # The tokenizer is not kept: the workers load their own, and this process only writes.
+    budget = cfg.max_tokens or passage_budget(load_backend_tokenizer(teacher.model_name_or_path),
+                                              teacher.max_length, teacher.passage_prefix)
     stats = chunk_documents(OUT / "documents.parquet", OUT / "passages.parquet", OUT / "chunk_report.json",
                             teacher.model_name_or_path, budget, cfg.overlap_sentences, cfg.min_tokens,
                             cfg.splitter, cfg.workers, cfg.batch_docs,

@@ -15,6 +15,8 @@ Passage ids are ``{source}:{doc_id}#{k}`` with ``k`` counting from 0 within a do
 from __future__ import annotations
 
 import base64
+import contextlib
+import ctypes
 import json
 import os
 import struct
@@ -22,7 +24,6 @@ import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from itertools import accumulate
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -164,10 +165,10 @@ class Packer:
                 queue.extend(reversed(self._sentences(u) if u.is_paragraph else self._cut(u)))
                 continue
             # Counting the whole candidate span (not summing units) keeps the budget exact.
-            used = offsets.count(cur[0].start, cur[-1].end) if cur else 0
             if offsets.count(cur[0].start if cur else u.start, u.end) <= self.budget:
                 cur.append(u)
                 continue
+            used = offsets.count(cur[0].start, cur[-1].end) if cur else 0
             if u.is_paragraph and self.budget - used >= self.min_tokens:
                 queue.extend(reversed(self._sentences(u)))  # fill the rest of this passage sentence by sentence
                 continue
@@ -237,15 +238,29 @@ class WordOffsets(TokenOffsets):
     paragraph and almost all sentence boundaries), and an over-count — never an under-count — when a
     boundary falls inside a word, so a passage can come out a little shorter than the budget but never
     longer.
+
+    Args:
+        starts, ends: Character offsets of the document's words.
+        cum: Cumulative token counts, ``cum[i]`` = tokens of the first ``i`` words (one longer than
+            ``starts``).
     """
 
-    def __init__(self, starts: list[int], ends: list[int], cum: list[int]) -> None:
-        # Plain lists and ``bisect``: the packer asks for many single counts, where numpy's per-call
-        # overhead (~3 µs) costs more than the search itself.
-        self.starts, self.word_ends, self.cum = starts, ends, cum
+    def __init__(self, starts: np.ndarray, ends: np.ndarray, cum: np.ndarray) -> None:
+        self.total = int(cum[-1])
+        self._first = int(starts[0]) if len(starts) else 0
+        self._last = int(ends[-1]) if len(ends) else 0
+        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = (starts, ends, cum)
 
     def count(self, a: int, b: int) -> int:
         """Tokens of the words that overlap ``[a, b)``."""
+        if a <= self._first and b >= self._last:  # every word: the one question a short document asks
+            return self.total
+        if self._arrays is not None:
+            # Plain lists and ``bisect``: the packer asks for many single counts, where numpy's per-call
+            # overhead (~3 µs) costs more than the search itself. Made only for documents that need them.
+            starts, ends, cum = self._arrays
+            self.starts, self.word_ends, self.cum = starts.tolist(), ends.tolist(), cum.tolist()
+            self._arrays = None
         lo = bisect_right(self.word_ends, a)
         hi = bisect_left(self.starts, b)
         return self.cum[hi] - self.cum[lo] if hi > lo else 0
@@ -256,25 +271,10 @@ class WordOffsets(TokenOffsets):
 
 
 _SPACE_CODEPOINTS = np.array([c for c in range(0x3100) if chr(c).isspace()], dtype=np.uint32)
-# Lookup table over code points 0..U+3100 (U+3100 itself is not a space): a code point above the table is
-# clipped onto its last entry and so reads "not a space".
+# Lookup table over code points 0..U+3100: the whitespace set ``str.split`` uses (``str.isspace``; none
+# lies above U+3000). :mod:`kosparse.wordtable` reads a code point past the table as "not a space".
 _IS_SPACE = np.zeros(0x3101, dtype=bool)
 _IS_SPACE[_SPACE_CODEPOINTS] = True
-
-
-def word_spans(text: str) -> tuple[list[int], list[int]]:
-    """Start and end offsets of the words of ``text`` — the same words as ``text.split()``.
-
-    Vectorised over the code points (a regex ``finditer`` costs a Python object per word). The
-    whitespace set is the one ``str.split`` uses (``str.isspace``; none lies above U+3000).
-    """
-    cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    if cp.size == 0:
-        return [], []
-    word = np.zeros(cp.size + 2, dtype=bool)  # padded with a non-word on each side
-    np.logical_not(_IS_SPACE.take(cp, mode="clip"), out=word[1:-1])
-    edges = np.flatnonzero(word[1:] != word[:-1])
-    return edges[0::2].tolist(), edges[1::2].tolist()
 
 
 _DARTS_LABEL_MASK = (1 << 31) | 0xFF
@@ -418,7 +418,12 @@ class SentencePieceCounter:
         return np.logical_and.reduceat(ok, starts) if len(words) else np.zeros(0, dtype=bool)
 
     def counts(self, words: list[str]) -> list[int]:
-        """Token counts of plain ``words``."""
+        """Token counts of plain ``words``.
+
+        One call per word list, not one over the words joined by spaces: joined calls of 4,096 words were
+        2.3x faster but counted 10 of 1.57 M Korean Wikipedia words differently (numbers such as
+        ``874.46``), most likely because the Viterbi search sums float32 scores along the whole input.
+        """
         return [len(ids) for ids in self.processor.encode(words, num_threads=1)]  # workers are the parallelism
 
 
@@ -466,21 +471,23 @@ def _plain_pre_tokenizer(spec: dict[str, Any] | None) -> bool:
 
 
 class WordTokenCounter:
-    """Token offsets of a document from per-word token counts, cached across documents.
+    """Token offsets of documents from per-word token counts, cached across documents.
 
     Why hand-written: the teacher's tokenizers (XLM-R/e5 ``Metaspace``, BERT's ``BertPreTokenizer``)
     split the text on whitespace before the subword model runs, so a word's tokens never depend on its
     neighbours, and the token count of a span made of whole words is the sum of its words' counts. Words
     repeat heavily in a corpus (on 6,000 Korean Wikipedia articles, 3 of every 4 word occurrences are
-    repeats), so caching the count per word replaces most tokenizer work with a dictionary lookup.
+    repeats), so caching the count per word replaces most tokenizer work with a lookup.
     ``tokenizers`` itself caches only inside its Unigram model (10,000 entries) and still pays
-    normalisation, the pre-tokenizer regexes and an ``Encoding`` object per document. The counts are
-    exact (``tests/test_chunk.py`` compares them with whole-document tokenization); what they lack is
-    the position of a token *inside* a word, so the rare hard cut inside a sentence longer than the
-    budget raises :class:`NeedExactOffsets` for the caller to retokenize that document.
+    normalisation, the pre-tokenizer regexes and an ``Encoding`` object per document. The cache is a
+    compiled hash table (:class:`kosparse.wordtable.WordTable`) that splits a whole batch of documents
+    into words and looks them up without a Python object per word occurrence. The counts are exact
+    (``tests/test_chunk.py`` compares them with whole-document tokenization); what they lack is the
+    position of a token *inside* a word, so the rare hard cut inside a sentence longer than the budget
+    raises :class:`NeedExactOffsets` for the caller to retokenize that document.
 
-    Misses are counted by :class:`SentencePieceCounter` where the tokenizer allows it (plain words) and by
-    the tokenizer itself otherwise.
+    Words new to the cache are counted by :class:`SentencePieceCounter` where the tokenizer allows it
+    (plain words) and by the tokenizer itself otherwise.
 
     Args:
         tokenizer: A ``tokenizers.Tokenizer`` whose pre-tokenizer splits on whitespace.
@@ -489,35 +496,45 @@ class WordTokenCounter:
     """
 
     def __init__(self, tokenizer: Any, capacity: int, fast: SentencePieceCounter | None = None) -> None:
+        from kosparse.wordtable import WordTable  # compiled on first use (Numba)
+
         self.tokenizer = tokenizer
         self.capacity = capacity
         self.fast = fast
-        self.cache: dict[str, int] = {}
+        self.table = WordTable(capacity, _IS_SPACE)
         self.hits = 0
         self.misses = 0
         self.fast_counted = 0
 
     def offsets(self, text: str) -> WordOffsets:
         """Per-word token counts of ``text``."""
-        words = text.split()
-        starts, ends = word_spans(text)
-        lookup = self.cache
-        unique = dict.fromkeys(words)
-        missing = [w for w in unique if w not in lookup]
-        n_missing = len(missing)
-        if missing:
-            if len(lookup) + len(missing) > self.capacity:  # full: start afresh with this document's words
-                lookup.clear()
-                missing = list(unique)
-            new = zip(missing, self._count(missing), strict=True)
-            if len(missing) > self.capacity:  # one document with more distinct words than the cache holds
-                lookup = dict(new)
-            else:
-                lookup.update(new)
-        self.misses += n_missing
-        self.hits += len(words) - n_missing
-        cum = [0, *accumulate(map(lookup.__getitem__, words))]
-        return WordOffsets(starts, ends, cum)
+        return self.offsets_batch([text])[0]
+
+    def offsets_batch(self, texts: list[str]) -> list[WordOffsets]:
+        """Per-word token counts of each of ``texts``, from one pass over the batch's words.
+
+        A word new to the cache counts as one miss however often the batch repeats it; every other
+        occurrence is a hit.
+        """
+        joined = "\n".join(texts)  # a whitespace between documents: no word spans two of them
+        cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        doc_ends = np.cumsum(lengths + 1) - 1
+        found = self.table.scan(cp, doc_ends)
+        if len(found.new_slots):
+            words = [joined[a:b] for a, b in zip(found.new_starts.tolist(), found.new_ends.tolist(), strict=True)]
+            self.table.set_counts(found.new_slots, np.asarray(self._count(words), dtype=np.int32))
+        self.misses += len(found.new_slots)
+        self.hits += len(found.slots) - len(found.new_slots)
+        cum = np.zeros(len(found.slots) + 1, dtype=np.int64)
+        np.cumsum(self.table.values[found.slots], out=cum[1:])
+        bounds = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(found.doc_words, out=bounds[1:])
+        out = []
+        for d, base in enumerate((doc_ends - lengths).tolist()):
+            lo, hi = int(bounds[d]), int(bounds[d + 1])
+            out.append(WordOffsets(found.starts[lo:hi] - base, found.ends[lo:hi] - base, cum[lo:hi + 1] - cum[lo]))
+        return out
 
     def _count(self, words: list[str]) -> list[int]:
         """Token counts of ``words``: plain ones through SentencePiece, the others through the tokenizer."""
@@ -656,6 +673,17 @@ def load_backend_tokenizer(name_or_path: str) -> Any:
     return Tokenizer.from_pretrained(name_or_path)
 
 
+def trim_heap() -> None:
+    """Give freed heap memory back to the operating system (glibc's ``malloc_trim``; a no-op elsewhere).
+
+    Why: reading a 250,000-piece ``tokenizer.json`` and building the SentencePiece model leave ~300 MB of
+    freed allocations that glibc keeps mapped; trimming after set-up keeps chunk's processes within the
+    2 GB peak it is meant to run in.
+    """
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def passage_budget(tokenizer: Any, max_length: int, passage_prefix: str) -> int:
     """Tokens left for passage text once the prefix and special tokens are added.
 
@@ -691,14 +719,15 @@ class _Worker:
         use_words = word_cache > 0 and splits_on_whitespace(cls.tokenizer)
         fast = SentencePieceCounter.build(cls.tokenizer) if use_words and sentencepiece else None
         cls.words = WordTokenCounter(cls.tokenizer, word_cache, fast) if use_words else None
+        trim_heap()
 
     @classmethod
-    def _pack(cls, packer: Packer, text: str) -> list[Passage]:
+    def _pack(cls, packer: Packer, text: str, offsets: WordOffsets | None) -> list[Passage]:
         """Pack with cached word counts; retokenize the document when a hard cut needs exact offsets."""
-        if cls.words is not None:
+        if offsets is not None:
             before = replace(packer.stats)
             try:
-                return packer.pack(text, cls.words.offsets(text))
+                return packer.pack(text, offsets)
             except NeedExactOffsets:
                 packer.stats = before
                 packer.stats.exact_retokenized += 1
@@ -706,15 +735,18 @@ class _Worker:
         return packer.pack(text, TokenOffsets(enc.offsets))
 
     @classmethod
-    def run(cls, batch: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], ChunkStats]:
+    def run(cls, batch: pa.RecordBatch) -> tuple[pa.Table, ChunkStats]:
+        """Chunk one batch of documents into a table of passages (Arrow both ways: cheap to pickle)."""
         packer = cls.packer
         assert packer is not None, "worker not initialised"
         packer.stats = ChunkStats()
         words = cls.words
         hits, misses, fast = (words.hits, words.misses, words.fast_counted) if words else (0, 0, 0)
+        docs = batch.to_pylist()
+        offsets = words.offsets_batch([doc["text"] for doc in docs]) if words is not None else [None] * len(docs)
         rows: list[dict[str, Any]] = []
-        for doc in batch:
-            passages = cls._pack(packer, doc["text"])
+        for doc, offs in zip(docs, offsets, strict=True):
+            passages = cls._pack(packer, doc["text"], offs)
             packer.stats.documents += 1
             for k, p in enumerate(passages):
                 rows.append({
@@ -728,13 +760,12 @@ class _Worker:
             packer.stats.word_cache_hits += words.hits - hits
             packer.stats.word_cache_misses += words.misses - misses
             packer.stats.misses_counted_by_sentencepiece += words.fast_counted - fast
-        return rows, packer.stats
+        return pa.Table.from_pylist(rows, schema=PASSAGE_SCHEMA), packer.stats
 
 
-def _batches(documents: Path, batch_docs: int) -> Iterator[list[dict[str, Any]]]:
+def _batches(documents: Path, batch_docs: int) -> Iterator[pa.RecordBatch]:
     pf = pq.ParquetFile(documents)
-    for rb in pf.iter_batches(batch_size=batch_docs, columns=["source", "id", "title", "url", "text"]):
-        yield rb.to_pylist()
+    yield from pf.iter_batches(batch_size=batch_docs, columns=["source", "id", "title", "url", "text"])
 
 
 def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_path: str, budget: int,
@@ -768,13 +799,14 @@ def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_pat
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     n_workers = workers or os.cpu_count() or 1
+    trim_heap()  # e.g. what the caller's tokenizer left behind when it measured the budget
     t0 = time.perf_counter()
     total = ChunkStats()
     init_args = (tokenizer_path, budget, overlap, min_tokens, splitter, word_cache, sentencepiece)
     with pq.ParquetWriter(out, PASSAGE_SCHEMA, compression="zstd") as writer:
         if n_workers == 1:
             _Worker.init(*init_args)
-            results: Iterator[tuple[list[dict[str, Any]], ChunkStats]] = map(
+            results: Iterator[tuple[pa.Table, ChunkStats]] = map(
                 _Worker.run, _batches(documents, batch_docs))
             _drain(results, writer, total, progress)
         else:
@@ -790,11 +822,11 @@ def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_pat
     return total
 
 
-def _drain(results: Iterator[tuple[list[dict[str, Any]], ChunkStats]], writer: pq.ParquetWriter,
-           total: ChunkStats, progress: Callable[[int], None] | None) -> None:
-    for rows, stats in results:
-        if rows:
-            writer.write_table(pa.Table.from_pylist(rows, schema=PASSAGE_SCHEMA))
+def _drain(results: Iterator[tuple[pa.Table, ChunkStats]], writer: pq.ParquetWriter, total: ChunkStats,
+           progress: Callable[[int], None] | None) -> None:
+    for table, stats in results:
+        if table.num_rows:
+            writer.write_table(table)
         total.add(stats)
         if progress is not None:
             progress(total.documents)

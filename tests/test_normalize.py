@@ -59,3 +59,27 @@ def test_fast_patterns_equal_the_plain_definition() -> None:
     for _ in range(3000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
         assert normalize_text(text) == _reference(text), repr(text)
+
+
+def _every_step(text: str) -> str:
+    """normalize_text without its shortcuts: each step runs on every text (parenthesis fixes on texts with a "(")."""
+    from kosparse import normalize as n
+
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = n._CONTROL.sub("", text)
+    text = n._PLACEHOLDER.sub("", text)
+    if "(" in text:
+        text = n._EMPTY_PARENS.sub("", n._CLOSE_PUNCT.sub(")", n._OPEN_PUNCT.sub("(", text)))
+    return n._LINE_EDGES.sub("\n", n._SPACES.sub(" ", text)).strip()
+
+
+def test_shortcuts_change_nothing() -> None:
+    import random
+
+    pieces = ["가", "a", " ", "  ", "\n", "\n\n", " \n", "\n ", "\t", "\u00a0", "\u3000", "\u2003", "\x07", "\x0b",
+              "\u200b", "\ufeff", "\r\n", "\r", "(", ")", ",", ";", ":", "( )", "(, ", ", )", "formula_1", "codice_2",
+              "\u1100\u1161", "\u2028", "\x85"]
+    rng = random.Random(3)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 14)))
+        assert normalize_text(text) == _every_step(text), repr(text)

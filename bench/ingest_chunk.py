@@ -130,12 +130,12 @@ def phase_ingest(files: list[str], out: str, workers: int = 0) -> None:
 
 def phase_chunk(out: str, teacher: str, workers: int, word_cache: int, name: str = "") -> None:
     """Chunk the ingested documents with the teacher's tokenizer (default budget and splitter)."""
-    from kosparse.chunk import chunk_documents, load_backend_tokenizer, passage_budget
+    from kosparse.chunk import chunk_documents
 
     o = Path(out)
-    budget = passage_budget(load_backend_tokenizer(teacher), 512, "passage: ")
     chunk_documents(o / f"{name}documents.parquet", o / f"{name}passages.parquet", o / f"{name}chunk_report.json",
-                    teacher, budget, overlap=1, min_tokens=16, workers=workers, word_cache=word_cache)
+                    teacher, None, overlap=1, min_tokens=16, workers=workers, word_cache=word_cache,
+                    max_length=512, passage_prefix="passage: ")
 
 
 def tiny_documents(out: str, n: int = 16) -> None:

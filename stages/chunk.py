@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
-from kosparse.chunk import chunk_documents, load_backend_tokenizer, passage_budget
+from kosparse.chunk import chunk_documents
 from kosparse.config import ChunkConfig, TeacherConfig, load_section, read_params
 
 OUT = Path("data/interim")
@@ -16,13 +17,13 @@ def main() -> int:
     params = read_params()
     cfg = load_section(ChunkConfig, "chunk", params)
     teacher = load_section(TeacherConfig, "teacher", params)
-    # The tokenizer is not kept: the workers load their own, and this process only writes.
-    budget = cfg.max_tokens or passage_budget(load_backend_tokenizer(teacher.model_name_or_path),
-                                              teacher.max_length, teacher.passage_prefix)
+    # budget None: measured from the teacher's tokenizer while the workers start
     stats = chunk_documents(OUT / "documents.parquet", OUT / "passages.parquet", OUT / "chunk_report.json",
-                            teacher.model_name_or_path, budget, cfg.overlap_sentences, cfg.min_tokens,
-                            cfg.splitter, cfg.workers, cfg.batch_docs,
-                            word_cache=cfg.word_cache, sentencepiece=cfg.sentencepiece)
+                            teacher.model_name_or_path, cfg.max_tokens, cfg.overlap_sentences,
+                            cfg.min_tokens, cfg.splitter, cfg.workers, cfg.batch_docs,
+                            word_cache=cfg.word_cache, sentencepiece=cfg.sentencepiece,
+                            max_length=teacher.max_length, passage_prefix=teacher.passage_prefix)
+    budget = json.loads((OUT / "chunk_report.json").read_text(encoding="utf-8"))["budget"]
     print(f"chunk: {stats.documents:,} documents -> {stats.passages:,} passages (budget {budget} tokens)")
     return 0
 

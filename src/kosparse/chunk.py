@@ -185,8 +185,10 @@ class Packer:
 
     def _unit(self, a: int, b: int, paragraph: int) -> Unit | None:
         """A sentence-level unit for ``[a, b)`` with surrounding whitespace trimmed (None if empty)."""
-        raw = self._text[a:b]
-        a, b = a + len(raw) - len(raw.lstrip()), b - (len(raw) - len(raw.rstrip()))
+        text = self._text
+        if a < b and (text[a].isspace() or text[b - 1].isspace()):  # most spans come trimmed: no slice
+            raw = text[a:b]
+            a, b = a + len(raw) - len(raw.lstrip()), b - (len(raw) - len(raw.rstrip()))
         return Unit(a, b, self._tok.count(a, b), paragraph, False) if a < b else None
 
     def _sentences(self, unit: Unit) -> list[Unit]:
@@ -711,11 +713,11 @@ class _Worker:
     words: WordTokenCounter | None = None
 
     @classmethod
-    def init(cls, tokenizer_path: str, budget: int, overlap: int, min_tokens: int, splitter: str,
+    def init(cls, tokenizer_path: str, overlap: int, min_tokens: int, splitter: str,
              word_cache: int = 0, sentencepiece: bool = True) -> None:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         cls.tokenizer = load_backend_tokenizer(tokenizer_path)
-        cls.packer = Packer(budget, overlap, min_tokens, make_splitter(splitter))
+        cls.packer = Packer(0, overlap, min_tokens, make_splitter(splitter))  # the budget comes with each batch
         use_words = word_cache > 0 and splits_on_whitespace(cls.tokenizer)
         fast = SentencePieceCounter.build(cls.tokenizer) if use_words and sentencepiece else None
         cls.words = WordTokenCounter(cls.tokenizer, word_cache, fast) if use_words else None
@@ -735,10 +737,13 @@ class _Worker:
         return packer.pack(text, TokenOffsets(enc.offsets))
 
     @classmethod
-    def run(cls, batch: pa.RecordBatch) -> tuple[pa.Table, ChunkStats]:
-        """Chunk one batch of documents into a table of passages (Arrow both ways: cheap to pickle)."""
+    def run(cls, work: tuple[pa.RecordBatch, int]) -> tuple[pa.Table, ChunkStats]:
+        """Chunk one batch of documents under a budget into a table of passages (Arrow both ways: cheap
+        to pickle)."""
+        batch, budget = work
         packer = cls.packer
         assert packer is not None, "worker not initialised"
+        packer.budget = budget
         packer.stats = ChunkStats()
         words = cls.words
         hits, misses, fast = (words.hits, words.misses, words.fast_counted) if words else (0, 0, 0)
@@ -768,10 +773,11 @@ def _batches(documents: Path, batch_docs: int) -> Iterator[pa.RecordBatch]:
     yield from pf.iter_batches(batch_size=batch_docs, columns=["source", "id", "title", "url", "text"])
 
 
-def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_path: str, budget: int,
+def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_path: str, budget: int | None,
                     overlap: int, min_tokens: int, splitter: str = "sentencex", workers: int = 0,
                     batch_docs: int = 512, progress: Callable[[int], None] | None = None,
-                    word_cache: int = 1_000_000, sentencepiece: bool = True) -> ChunkStats:
+                    word_cache: int = 1_000_000, sentencepiece: bool = True, max_length: int = 512,
+                    passage_prefix: str = "passage: ") -> ChunkStats:
     """Chunk ``documents.parquet`` into ``passages.parquet``.
 
     Work is spread over ``workers`` processes; results are written in input order, so the output is
@@ -782,7 +788,9 @@ def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_pat
         out: Output Parquet of passages.
         report_path: Output JSON with the counters and settings.
         tokenizer_path: Teacher model folder or hub id (its tokenizer measures the budget).
-        budget: Maximum tokens of passage text.
+        budget: Maximum tokens of passage text; ``None``: what a passage of the teacher's ``max_length``
+            leaves for the text after ``passage_prefix`` (:func:`passage_budget`), measured while the
+            workers start.
         overlap: Sentences of overlap between consecutive passages of a document.
         min_tokens: Least free room worth filling sentence by sentence (see :class:`Packer`).
         splitter: Sentence splitter name (:func:`make_splitter`).
@@ -793,30 +801,42 @@ def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_pat
             every document whole.
         sentencepiece: Count cache misses of plain words with :class:`SentencePieceCounter` when the
             tokenizer allows it (the same counts, faster).
+        max_length: The teacher's maximum sequence length (for a ``None`` budget).
+        passage_prefix: The teacher's passage prefix (for a ``None`` budget).
 
     Returns:
         The accumulated counters.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     n_workers = workers or os.cpu_count() or 1
-    trim_heap()  # e.g. what the caller's tokenizer left behind when it measured the budget
     t0 = time.perf_counter()
     total = ChunkStats()
-    init_args = (tokenizer_path, budget, overlap, min_tokens, splitter, word_cache, sentencepiece)
+    init_args = (tokenizer_path, overlap, min_tokens, splitter, word_cache, sentencepiece)
+
+    def measured() -> int:
+        """The budget; the tokenizer it loads (~300 MB) is freed before the batches are read."""
+        if budget is not None:
+            return budget
+        value = passage_budget(load_backend_tokenizer(tokenizer_path), max_length, passage_prefix)
+        trim_heap()
+        return value
+
     with pq.ParquetWriter(out, PASSAGE_SCHEMA, compression="zstd") as writer:
         if n_workers == 1:
+            used = measured()
             _Worker.init(*init_args)
             results: Iterator[tuple[pa.Table, ChunkStats]] = map(
-                _Worker.run, _batches(documents, batch_docs))
+                _Worker.run, ((rb, used) for rb in _batches(documents, batch_docs)))
             _drain(results, writer, total, progress)
         else:
             ctx = get_context("spawn")  # fork after tokenizers/Kiwi threads start can deadlock
             with ctx.Pool(n_workers, initializer=_Worker.init, initargs=init_args) as pool:
+                used = measured()  # while the workers start
                 results = (out for _, out in bounded_imap(pool, _Worker.run, _batches(documents, batch_docs),
-                                                          2 * n_workers))
+                                                          2 * n_workers, payload=lambda rb: (rb, used)))
                 _drain(results, writer, total, progress)
-    report = {**asdict(total), "budget": budget, "splitter": splitter, "overlap_sentences": overlap,
-              "min_tokens": min_tokens, "word_cache": word_cache,
+    report = {**asdict(total), "budget": used, "splitter": splitter, "overlap_sentences": overlap,
+              "min_tokens": min_tokens, "word_cache": word_cache, "sentencepiece": sentencepiece,
               "tokenizer": tokenizer_path, "workers": n_workers, "seconds": round(time.perf_counter() - t0, 3)}
     report_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return total

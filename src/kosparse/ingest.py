@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from kosparse.config import IngestConfig, SourceConfig
 from kosparse.normalize import hangul_ratio, normalize_text
 from kosparse.pool import bounded_imap
-from kosparse.readers import RawRow, expand_globs, read_rows
+from kosparse.readers import RawRow, decode_row, expand_globs, read_rows
 
 INVALID_REASONS = (
     "malformed_json", "malformed_doc", "not_an_object", "invalid_utf8",
@@ -131,26 +131,29 @@ class _Rejects:
 
 
 class _DocumentWriter:
-    """Buffers accepted documents and writes them to Parquet in record batches."""
+    """Writes accepted documents to Parquet, ``batch_size`` rows to a row group."""
 
     def __init__(self, path: Path, batch_size: int) -> None:
         self._writer = pq.ParquetWriter(path, DOCUMENT_SCHEMA, compression="zstd")
         self._batch_size = batch_size
-        self._cols: dict[str, list[Any]] = {name: [] for name in DOCUMENT_SCHEMA.names}
+        self._pending: list[pa.RecordBatch] = []
+        self._rows = 0
 
-    def add(self, doc: dict[str, Any]) -> None:
-        for name, col in self._cols.items():
-            col.append(doc[name])
-        if len(self._cols["id"]) >= self._batch_size:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._cols["id"]:
-            self._writer.write_table(pa.table(self._cols, schema=DOCUMENT_SCHEMA))
-            self._cols = {name: [] for name in DOCUMENT_SCHEMA.names}
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Queue accepted documents; full row groups are written at once."""
+        if batch.num_rows:
+            self._pending.append(batch)
+            self._rows += batch.num_rows
+        while self._rows >= self._batch_size:
+            table = pa.Table.from_batches(self._pending, DOCUMENT_SCHEMA)
+            # One chunk per column: Parquet's dictionary fallback, and so the file's bytes, follow the chunks.
+            self._writer.write_table(table.slice(0, self._batch_size).combine_chunks())
+            rest = table.slice(self._batch_size)
+            self._pending, self._rows = rest.to_batches(), rest.num_rows
 
     def close(self) -> None:
-        self.flush()
+        if self._rows:
+            self._writer.write_table(pa.Table.from_batches(self._pending, DOCUMENT_SCHEMA).combine_chunks())
         self._writer.close()
 
 
@@ -161,19 +164,21 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def iter_source_rows(source: SourceConfig, root: Path, batch_size: int) -> Iterator[tuple[Path, RawRow]]:
+def iter_source_rows(source: SourceConfig, root: Path, batch_size: int,
+                     lazy: bool = False) -> Iterator[tuple[Path, RawRow]]:
     """Yield ``(file, row)`` for every row of every file of a source, files in sorted order.
 
     Args:
         source: The source's config.
         root: Base directory for relative globs.
         batch_size: Parquet batch size.
+        lazy: Leave JSON Lines rows undecoded (see :func:`kosparse.readers.read_jsonl`).
 
     Yields:
         Each file with each of its rows.
     """
     for path in expand_globs(source.paths, root):
-        for row in read_rows(path, source.format, batch_size):
+        for row in read_rows(path, source.format, batch_size, lazy):
             yield path, row
 
 
@@ -215,7 +220,8 @@ def ingest(sources: list[SourceConfig], cfg: IngestConfig, documents_path: Path,
     n_workers = cfg.workers or os.cpu_count() or 1
     try:
         for source, rows, prepared in _prepared_batches(sources, root, cfg, n_workers):
-            for (path, row), prep in zip(rows, prepared, strict=True):
+            keep = [False] * prepared.docs.num_rows
+            for (path, row), prep in zip(rows, prepared.outcomes, strict=True):
                 if path != current:
                     current = path
                     stats = FileStats(_relative(path, root), source.name)
@@ -225,14 +231,15 @@ def ingest(sources: list[SourceConfig], cfg: IngestConfig, documents_path: Path,
                 bytes_read += row.nbytes
                 if progress is not None and rows_read % 10_000 == 0:
                     progress(rows_read)
-                doc = _accept(row, prep, source, cfg, stats, rejects, seen_ids, seen_text)
-                if doc is not None:
-                    writer.add(doc)
+                if _accept(row, prep, prepared, source, cfg, stats, rejects, seen_ids, seen_text):
+                    assert isinstance(prep, int)
+                    keep[prep] = True
                     stats.kept += 1
                     kept += 1
                     if max_docs is not None and kept >= max_docs:
                         stopped = True
                         break
+            writer.add(prepared.docs.filter(pa.array(keep, pa.bool_())))
             if stopped:
                 break
     finally:
@@ -257,16 +264,37 @@ def ingest(sources: list[SourceConfig], cfg: IngestConfig, documents_path: Path,
     return report
 
 
-Prepared = tuple[Any, ...]
-"""What :func:`_prepare` makes of a record: ``("doc", document, text digest)`` or
-``(category, reason, detail, doc id, preview)`` for a rejected one."""
+Rejected = tuple[str, str, str, str | None, str]
+"""A rejected row as :func:`_prepare` describes it: ``(category, reason, detail, doc id, preview)``."""
 
 
-def _prepare(rec: dict[str, Any], source: SourceConfig, cfg: IngestConfig) -> Prepared:
+@dataclass
+class PreparedBatch:
+    """What a worker makes of a batch of rows (:func:`_prepare_batch`).
+
+    Attributes:
+        docs: The rows that passed every per-row check, as documents in ``DOCUMENT_SCHEMA`` (Arrow: cheap
+            to send back from a worker).
+        ids: Their ids, and ``digests`` their normalised-text hashes, for de-duplication.
+        outcomes: Per input row: the row's index in ``docs``, its :data:`Rejected` description, or ``None``
+            for a row the reader already found invalid (its ``RawRow.error`` says why).
+    """
+
+    docs: pa.RecordBatch
+    ids: list[str]
+    digests: list[bytes]
+    outcomes: list[int | Rejected | None]
+
+
+def _prepare(rec: dict[str, Any], source: SourceConfig,
+             cfg: IngestConfig) -> tuple[str, dict[str, Any], bytes] | Rejected:
     """The per-row work that needs no state across rows: check, normalise, filter by policy, hash.
 
     It runs in worker processes (see :func:`_prepared_batches`); de-duplication, which needs every earlier
     row, stays with :func:`_accept` in the parent.
+
+    Returns:
+        ``("doc", document, text digest)`` or the row's :data:`Rejected` description.
     """
     reason, detail = _check_record(rec)
     if reason is not None:
@@ -296,10 +324,34 @@ def _prepare(rec: dict[str, Any], source: SourceConfig, cfg: IngestConfig) -> Pr
     return "doc", doc, digest
 
 
-def _prepare_batch(work: tuple[SourceConfig, IngestConfig, list[dict[str, Any] | None]]) -> list[Prepared | None]:
-    """:func:`_prepare` over a batch of records (``None`` for a row that did not parse)."""
-    source, cfg, records = work
-    return [None if rec is None else _prepare(rec, source, cfg) for rec in records]
+def _prepare_batch(work: tuple[SourceConfig, IngestConfig, list[bytes | dict[str, Any] | None]]) -> PreparedBatch:
+    """:func:`_prepare` over a batch of rows: undecoded JSON Lines rows (bytes), parsed records, or
+    ``None`` for a row the reader found invalid."""
+    source, cfg, items = work
+    cols: dict[str, list[Any]] = {name: [] for name in DOCUMENT_SCHEMA.names}
+    digests: list[bytes] = []
+    outcomes: list[int | Rejected | None] = []
+    for item in items:
+        if isinstance(item, bytes):
+            row = decode_row(RawRow("", 0, None, data=item))
+            if row.record is None:
+                outcomes.append(("invalid", row.error or "invalid", "", None, row.raw[: cfg.preview_chars]))
+                continue
+            item = row.record
+        if item is None:
+            outcomes.append(None)
+            continue
+        prep = _prepare(item, source, cfg)
+        if len(prep) != 3:  # a Rejected tuple
+            outcomes.append(prep)
+            continue
+        _, doc, digest = prep
+        outcomes.append(len(digests))
+        digests.append(digest)
+        for name, col in cols.items():
+            col.append(doc[name])
+    docs = pa.RecordBatch.from_pydict(cols, schema=DOCUMENT_SCHEMA)
+    return PreparedBatch(docs, cols["id"], digests, outcomes)
 
 
 _Batch = tuple[SourceConfig, list[tuple[Path, RawRow]]]
@@ -308,19 +360,19 @@ _Batch = tuple[SourceConfig, list[tuple[Path, RawRow]]]
 def _row_batches(sources: list[SourceConfig], root: Path, cfg: IngestConfig) -> Iterator[_Batch]:
     """Rows of every source in order, ``cfg.workers_batch`` at a time (a batch never spans two sources)."""
     for source in sources:
-        rows = iter_source_rows(source, root, cfg.batch_size)
+        rows = iter_source_rows(source, root, cfg.batch_size, lazy=True)
         while batch := list(islice(rows, cfg.workers_batch)):
             yield source, batch
 
 
 def _prepared_batches(sources: list[SourceConfig], root: Path, cfg: IngestConfig,
-                      workers: int) -> Iterator[tuple[SourceConfig, list[tuple[Path, RawRow]], list[Prepared | None]]]:
+                      workers: int) -> Iterator[tuple[SourceConfig, list[tuple[Path, RawRow]], PreparedBatch]]:
     """Row batches in input order, each with its :func:`_prepare` results.
 
-    Reading and parsing stay in this process (they carry the file, line and raw bytes that rejects cite);
-    normalisation, the main cost, runs on ``workers`` processes when there are more than one and the input
-    is larger than one batch. Results come back in input order, so the output does not depend on the
-    worker count.
+    Reading stays in this process (it knows the file and line that rejects cite); decoding JSON Lines,
+    normalisation and filters run on ``workers`` processes when there are more than one and the input is
+    larger than one batch. Results come back in input order, as Arrow record batches, so the output does
+    not depend on the worker count.
     """
     batches = _row_batches(sources, root, cfg)
     head = list(islice(batches, 2))
@@ -335,35 +387,40 @@ def _prepared_batches(sources: list[SourceConfig], root: Path, cfg: IngestConfig
             yield source, rows, prepared
 
 
-def _work(cfg: IngestConfig, item: _Batch) -> tuple[SourceConfig, IngestConfig, list[dict[str, Any] | None]]:
-    """What a worker needs of a batch: its source, the config and the parsed records."""
+def _work(cfg: IngestConfig, item: _Batch) -> tuple[SourceConfig, IngestConfig, list[bytes | dict[str, Any] | None]]:
+    """What a worker needs of a batch: its source, the config and each row's bytes or parsed record."""
     source, rows = item
-    return source, cfg, [row.record for _, row in rows]
+    return source, cfg, [row.data if row.data is not None else row.record for _, row in rows]
 
 
-def _accept(row: RawRow, prep: Prepared | None, source: SourceConfig, cfg: IngestConfig, stats: FileStats,
-            rejects: _Rejects, seen_ids: set[tuple[str, str]], seen_text: set[bytes]) -> dict[str, Any] | None:
-    """Record a prepared row's rejection or de-duplicate it; return the document to keep, if any."""
-    if prep is None:  # the row did not parse
+def _accept(row: RawRow, prep: int | Rejected | None, batch: PreparedBatch, source: SourceConfig, cfg: IngestConfig,
+            stats: FileStats, rejects: _Rejects, seen_ids: set[tuple[str, str]], seen_text: set[bytes]) -> bool:
+    """Record a prepared row's rejection or de-duplicate it; return whether the document is kept."""
+    if prep is None:  # the reader found the row invalid
         rejects.write(stats, row, "invalid", row.error or "invalid")
-        return None
-    if prep[0] != "doc":
+        return False
+    if not isinstance(prep, int):
         category, reason, detail, doc_id, preview = prep
         rejects.write(stats, row, category, reason, detail, doc_id, preview)
-        return None
-    _, doc, digest = prep
+        return False
+    doc_id, digest = batch.ids[prep], batch.digests[prep]
     if cfg.dedupe_id:
-        key = (source.name, doc["id"])
+        key = (source.name, doc_id)
         if key in seen_ids:
-            rejects.write(stats, row, "filtered", "duplicate_id", "", doc["id"], doc["text"])
-            return None
+            rejects.write(stats, row, "filtered", "duplicate_id", "", doc_id, _text(batch, prep))
+            return False
         seen_ids.add(key)
     if cfg.dedupe_text:
         if digest in seen_text:
-            rejects.write(stats, row, "filtered", "duplicate_text", "", doc["id"], doc["text"])
-            return None
+            rejects.write(stats, row, "filtered", "duplicate_text", "", doc_id, _text(batch, prep))
+            return False
         seen_text.add(digest)
-    return doc
+    return True
+
+
+def _text(batch: PreparedBatch, index: int) -> str:
+    """The normalised text of document ``index`` of ``batch`` (the preview of a duplicate)."""
+    return str(batch.docs.column("text")[index].as_py())
 
 
 def _check_invalid_rate(all_stats: list[FileStats], cfg: IngestConfig, rejects_path: Path) -> None:

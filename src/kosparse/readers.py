@@ -46,6 +46,8 @@ class RawRow:
         error: An invalid-row reason (``malformed_json``, ``invalid_utf8``, ``not_an_object``), or ``None``.
         raw: The offending raw text (for the preview of a rejected row), only when ``error`` is set.
         nbytes: Raw bytes this row occupied in the (decompressed) input, for throughput figures.
+        data: A JSON Lines row read lazily (``read_jsonl(lazy=True)``): its bytes, not yet decoded (then
+            ``record`` and ``error`` are unset until :func:`decode_row`).
     """
 
     file: str
@@ -54,6 +56,7 @@ class RawRow:
     error: str | None = None
     raw: str = ""
     nbytes: int = 0
+    data: bytes | None = None
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -130,11 +133,25 @@ def _decode_line(path: str, lineno: int, raw: bytes) -> RawRow:
     return RawRow(path, lineno, obj, None, "", nbytes)
 
 
-def read_jsonl(path: Path) -> Iterator[RawRow]:
+def decode_row(row: RawRow) -> RawRow:
+    """The decoded form of a lazily read JSON Lines row (any other row as it is).
+
+    Args:
+        row: A row from :func:`read_rows`.
+
+    Returns:
+        A row with ``record`` or ``error`` (and ``raw``) set.
+    """
+    return row if row.data is None else _decode_line(row.file, row.line, row.data)
+
+
+def read_jsonl(path: Path, lazy: bool = False) -> Iterator[RawRow]:
     """Stream a JSON Lines file row by row; blank lines are skipped.
 
     Args:
         path: The file (plain or compressed).
+        lazy: Leave each line undecoded in ``RawRow.data`` (for :func:`decode_row` in a worker process:
+            decoding and parsing are most of the cost of reading).
 
     Yields:
         One :class:`RawRow` per non-blank line.
@@ -144,7 +161,8 @@ def read_jsonl(path: Path) -> Iterator[RawRow]:
         for lineno, raw in enumerate(fh, start=1):
             stripped = raw.strip()
             if stripped:
-                yield _decode_line(name, lineno, stripped)
+                yield RawRow(name, lineno, None, None, "", len(stripped), stripped) if lazy else _decode_line(
+                    name, lineno, stripped)
 
 
 def read_json_array(path: Path) -> Iterator[RawRow]:
@@ -253,13 +271,14 @@ def _finish_doc(name: str, start: int, attrs: dict[str, str], body: list[bytes])
     return RawRow(name, start, rec, None, "", len(blob))
 
 
-def read_rows(path: Path, fmt: str = "auto", batch_size: int = 4096) -> Iterator[RawRow]:
+def read_rows(path: Path, fmt: str = "auto", batch_size: int = 4096, lazy: bool = False) -> Iterator[RawRow]:
     """Dispatch to the reader for ``path``'s layout.
 
     Args:
         path: The input file.
         fmt: ``auto`` or an explicit layout.
         batch_size: Parquet batch size.
+        lazy: Leave JSON Lines rows undecoded (see :func:`read_jsonl`).
 
     Returns:
         An iterator of :class:`RawRow`.
@@ -269,7 +288,7 @@ def read_rows(path: Path, fmt: str = "auto", batch_size: int = 4096) -> Iterator
     """
     kind = detect_format(path) if fmt == "auto" else fmt
     if kind == "jsonl":
-        return read_jsonl(path)
+        return read_jsonl(path, lazy)
     if kind == "json":
         return read_json_array(path)
     if kind == "parquet":

@@ -38,13 +38,15 @@ KOWIKI_DOCS, KOWIKI_BYTES = 1_330_000, 1.0e9
 
 
 def make_input(out: Path, n_docs: int, shard_docs: int = 100_000) -> tuple[list[Path], int]:
-    """Write ``n_docs`` replicated shared-sample documents as plain JSONL shards (reused if present)."""
+    """Write ``n_docs`` replicated shared-sample documents as plain JSONL shards (reused if all present)."""
     out.mkdir(parents=True, exist_ok=True)
     stamp = out / f"done-{n_docs}.json"
     if stamp.exists():
         meta = json.loads(stamp.read_text())
-        return [Path(p) for p in meta["files"]], int(meta["bytes"])
-    for old in out.glob("*.jsonl"):
+        files = [Path(p) for p in meta["files"]]
+        if all(f.is_file() for f in files) and sum(f.stat().st_size for f in files) == int(meta["bytes"]):
+            return files, int(meta["bytes"])
+    for old in [*out.glob("*.jsonl"), *out.glob("done-*.json")]:
         old.unlink()
     src = sorted(SHARED.glob("*.jsonl.gz"))
     if not src:
@@ -157,7 +159,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "out")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    files, nbytes = make_input(args.work / "input", args.docs)
+    files, nbytes = make_input(args.work / f"input-{args.docs}", args.docs)
     print(f"input: {args.docs:,} docs, {nbytes / 1e6:,.0f} MB in {len(files)} shards "
           f"(prepared in {time.perf_counter() - t0:.0f}s)", flush=True)
     names = [str(f) for f in files]

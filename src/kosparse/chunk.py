@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -366,7 +367,7 @@ class SentencePieceCounter:
             with ``isolated`` behaviour) and a normaliser made of ``Precompiled`` and space-only
             ``Replace`` steps, or when ``sentencepiece`` is missing or rejects the vocabulary.
         """
-        spec = json.loads(tokenizer.to_str())
+        spec = orjson.loads(tokenizer.to_str())  # 17 MB for e5: orjson takes a quarter of json's time
         model = spec.get("model") or {}
         if model.get("type") != "Unigram" or model.get("byte_fallback"):
             return None
@@ -426,7 +427,7 @@ class SentencePieceCounter:
         2.3x faster but counted 10 of 1.57 M Korean Wikipedia words differently (numbers such as
         ``874.46``), most likely because the Viterbi search sums float32 scores along the whole input.
         """
-        return [len(ids) for ids in self.processor.encode(words, num_threads=1)]  # workers are the parallelism
+        return list(map(len, self.processor.encode(words, num_threads=1)))  # workers are the parallelism
 
 
 def _plain_normalizer_charsmaps(spec: dict[str, Any] | None) -> list[bytes] | None:

@@ -207,7 +207,7 @@ def read_parquet(path: Path, batch_size: int = 4096) -> Iterator[RawRow]:
     """
     name = str(path)
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path, pre_buffer=False)  # pre_buffer keeps every row group read in memory
     except Exception as exc:  # pyarrow raises several types for unreadable files
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from exc
     columns = [c for c in FIELDS if c in pf.schema_arrow.names]

@@ -38,6 +38,21 @@ def _mix(h: np.uint64) -> np.uint64:  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def _count_words(cp: np.ndarray, is_space: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Number of words (maximal runs of non-space code points) in ``cp``."""
+    n_table = is_space.shape[0]
+    words = 0
+    inside = False
+    for i in range(cp.shape[0]):
+        c = cp[i]
+        space = c < n_table and is_space[c]
+        if not space and not inside:
+            words += 1
+        inside = not space
+    return words
+
+
+@njit(cache=True, nogil=True)
 def _scan(cp: np.ndarray, is_space: np.ndarray, doc_ends: np.ndarray, keys_off: np.ndarray,
           keys_len: np.ndarray, keys_hash: np.ndarray, values: np.ndarray, pool: np.ndarray,
           state: np.ndarray, max_words: int, occ_slot: np.ndarray, occ_start: np.ndarray,
@@ -173,15 +188,19 @@ class WordTable:
         clears it (a batch with more distinct words than ``capacity`` gets a table of its own size).
         """
         n = int(cp.shape[0])
-        occ_slot = np.empty(n // 2 + 1, dtype=np.int64)  # a word takes at least one character and one space
-        occ_start = np.empty_like(occ_slot)
-        occ_end = np.empty_like(occ_slot)
+        if n >= 2**31:
+            raise ValueError(f"a batch of {n:,} characters is too large for the word table (fewer documents per batch)")
+        n_words = int(_count_words(cp, self.is_space))  # sizes the outputs exactly (memory, not time)
+        occ_slot = np.empty(n_words, dtype=np.int64)
+        occ_start = np.empty(n_words, dtype=np.int32)  # offsets in one batch's text
+        occ_end = np.empty(n_words, dtype=np.int32)
         doc_words = np.zeros(doc_ends.shape[0], dtype=np.int64)
         cleared = False
         while True:
             if self.pool.shape[0] < int(self.state[1]) + n:
                 self.pool = np.resize(self.pool, 2 * (int(self.state[1]) + n))
-            miss_slot, miss_start, miss_end = (np.empty(n // 2 + 1, dtype=np.int64) for _ in range(3))
+            miss_slot = np.empty(n_words, dtype=np.int64)
+            miss_start, miss_end = np.empty(n_words, dtype=np.int32), np.empty(n_words, dtype=np.int32)
             n_occ, n_miss = _scan(cp, self.is_space, doc_ends, self.keys_off, self.keys_len, self.keys_hash,
                                   self.values, self.pool, self.state, self.capacity, occ_slot, occ_start,
                                   occ_end, doc_words, miss_slot, miss_start, miss_end)

@@ -848,7 +848,6 @@ def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_pat
 
 def _drain(results: Iterator[tuple[pa.Table, ChunkStats]], writer: pq.ParquetWriter, total: ChunkStats,
            progress: Callable[[int], None] | None) -> None:
-    pool = pa.default_memory_pool()
     for table, stats in results:
         if table.num_rows:
             writer.write_table(table)

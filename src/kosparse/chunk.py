@@ -684,7 +684,11 @@ def trim_heap() -> None:
     2 GB peak it is meant to run in.
     """
     with contextlib.suppress(OSError, AttributeError):  # not glibc
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+        # Blocks of 1 MB and more (a batch's arrays and strings) get their own mappings, returned when
+        # freed; glibc's default raises that threshold as large blocks are freed, and the heap then keeps them.
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
 
 
 def passage_budget(tokenizer: Any, max_length: int, passage_prefix: str) -> int:

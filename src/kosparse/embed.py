@@ -707,7 +707,7 @@ def _parquet_records(path: Path, id_column: str, text_column: str,
                      batch_rows: int) -> Iterator[tuple[str, str]]:
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(path, pre_buffer=False)  # streaming: pre_buffer keeps every row group read
     for rb in pf.iter_batches(batch_size=batch_rows, columns=[id_column, text_column]):
         yield from zip(rb.column(0).to_pylist(), rb.column(1).to_pylist(), strict=True)
 

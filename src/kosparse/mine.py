@@ -702,7 +702,7 @@ def load_inputs(passages: Path, queries: Path, embeddings: Path, seed: int,
     group = np.full(n, -1, np.int64)
     hashes = np.zeros(n, np.uint64)
     codes: dict[str, int] = {}
-    for rb in pq.ParquetFile(passages).iter_batches(batch_size=batch_rows,
+    for rb in pq.ParquetFile(passages, pre_buffer=False).iter_batches(batch_size=batch_rows,
                                                    columns=["passage_id", "source", "doc_id", "text"]):
         rows = _rows_of(doc_set, rb.column("passage_id"))
         keep = rows >= 0

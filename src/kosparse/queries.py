@@ -291,7 +291,7 @@ def select_llm_passages(passages: Path, cfg: LLMConfig, seed: int) -> set[str]:
         The selected passage ids.
     """
     ranked: list[tuple[int, str]] = []
-    for rb in pq.ParquetFile(passages).iter_batches(columns=["passage_id", "text"], batch_size=8192):
+    for rb in pq.ParquetFile(passages, pre_buffer=False).iter_batches(columns=["passage_id", "text"], batch_size=8192):
         ok = pc.greater_equal(pc.utf8_length(rb.column("text")), cfg.min_passage_chars)
         for pid in pc.filter(rb.column("passage_id"), ok).to_pylist():
             ranked.append((_rank(seed, pid), pid))
@@ -331,7 +331,8 @@ def generate_llm_answers(passages: Path, cfg: LLMConfig, seed: int, cache_path: 
     answers: dict[str, str] = {}
     todo: list[tuple[str, str, Messages]] = []  # (passage_id, key, messages) in input order
     value_set = pa.array(sorted(selected), pa.string())
-    for rb in pq.ParquetFile(passages).iter_batches(columns=["passage_id", "title", "text"], batch_size=8192):
+    pf = pq.ParquetFile(passages, pre_buffer=False)  # pre_buffer keeps every row group read in memory
+    for rb in pf.iter_batches(columns=["passage_id", "title", "text"], batch_size=8192):
         mask = pc.is_in(rb.column("passage_id"), value_set=value_set)
         for row in pa.Table.from_batches([rb]).filter(mask).to_pylist():
             messages = build_messages(cfg, row["title"] or "", row["text"])
@@ -472,7 +473,7 @@ def _documents(passages: Path, batch_rows: int = 4096) -> Iterator[list[dict[str
     seen: set[tuple[str, str]] = set()
     current: list[dict[str, Any]] = []
     key: tuple[str, str] | None = None
-    for rb in pq.ParquetFile(passages).iter_batches(columns=_COLUMNS, batch_size=batch_rows):
+    for rb in pq.ParquetFile(passages, pre_buffer=False).iter_batches(columns=_COLUMNS, batch_size=batch_rows):
         for row in rb.to_pylist():
             k = (row["source"], row["doc_id"])
             if k != key:

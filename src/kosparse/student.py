@@ -216,7 +216,7 @@ def vocabulary_texts(passages: Path | None, terms: Path | None, parallel: Path |
     if passages is not None and passages.exists():
         import pyarrow.parquet as pq
 
-        for batch in pq.ParquetFile(passages).iter_batches(columns=["text"], batch_size=4096):
+        for batch in pq.ParquetFile(passages, pre_buffer=False).iter_batches(columns=["text"], batch_size=4096):
             yield from batch.column(0).to_pylist()
     for path, keys in ((terms, ("ko", "en")), (parallel, ("ko", "en"))):
         if path is None or not path.exists():

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-_EMPTY = np.int64(-1)
+_EMPTY = np.int32(-1)
 PENDING = -1
 """``values`` of a word that was inserted by this batch and is waiting for its count."""
 
@@ -97,7 +97,7 @@ def _scan(cp: np.ndarray, is_space: np.ndarray, doc_ends: np.ndarray, keys_off: 
                     pool[pool_used:pool_used + length] = cp[start:pos]
                     keys_off[i] = pool_used
                     keys_len[i] = length
-                    keys_hash[i] = h
+                    keys_hash[i] = np.uint32(h >> np.uint64(32))  # the bits the slot index did not use
                     values[i] = -1
                     pool_used += length
                     n_words += 1
@@ -106,7 +106,7 @@ def _scan(cp: np.ndarray, is_space: np.ndarray, doc_ends: np.ndarray, keys_off: 
                     miss_end[n_miss] = pos
                     n_miss += 1
                     break
-                if keys_hash[i] == h and keys_len[i] == length:
+                if keys_hash[i] == np.uint32(h >> np.uint64(32)) and keys_len[i] == length:
                     same = True
                     for k in range(length):
                         if pool[off + k] != cp[start + k]:
@@ -164,9 +164,9 @@ class WordTable:
         """Empty arrays for ``capacity`` words."""
         self.capacity = max(int(capacity), 1)
         slots = 1 << max(4, (2 * self.capacity - 1).bit_length())
-        self.keys_off = np.full(slots, _EMPTY, dtype=np.int64)
+        self.keys_off = np.full(slots, _EMPTY, dtype=np.int32)  # into the pool, which stays under 2**31
         self.keys_len = np.zeros(slots, dtype=np.int32)
-        self.keys_hash = np.zeros(slots, dtype=np.uint64)
+        self.keys_hash = np.zeros(slots, dtype=np.uint32)
         self.values = np.zeros(slots, dtype=np.int32)
         self.pool = np.zeros(max(1024, 8 * self.capacity), dtype=np.uint32)
         self.state = np.zeros(2, dtype=np.int64)
@@ -196,6 +196,9 @@ class WordTable:
         occ_end = np.empty(n_words, dtype=np.int32)
         doc_words = np.zeros(doc_ends.shape[0], dtype=np.int64)
         cleared = False
+        if int(self.state[1]) + n >= 2**31:  # pool offsets are int32
+            self.clear()
+            cleared = True
         while True:
             if self.pool.shape[0] < int(self.state[1]) + n:
                 self.pool = np.resize(self.pool, 2 * (int(self.state[1]) + n))

@@ -92,14 +92,14 @@ def _scan(cp: np.ndarray, is_space: np.ndarray, doc_ends: np.ndarray, keys_off: 
             i = np.int64(h & np.uint64(mask))
             while True:
                 off = keys_off[i]
-                if off == -1:
+                if off == _EMPTY:
                     if n_words >= max_words:
                         return -1, -1
                     pool[pool_used:pool_used + length] = cp[start:pos]
                     keys_off[i] = pool_used
                     keys_len[i] = length
                     keys_hash[i] = np.uint32(h >> np.uint64(32))  # the bits the slot index did not use
-                    values[i] = -1
+                    values[i] = PENDING
                     pool_used += length
                     n_words += 1
                     miss_slot[n_miss] = i

@@ -21,7 +21,7 @@ def main() -> int:
     stats = chunk_documents(OUT / "documents.parquet", OUT / "passages.parquet", OUT / "chunk_report.json",
                             teacher.model_name_or_path, cfg.max_tokens, cfg.overlap_sentences,
                             cfg.min_tokens, cfg.splitter, cfg.workers, cfg.batch_docs,
-                            word_cache=cfg.word_cache, sentencepiece=cfg.sentencepiece,
+                            word_cache=cfg.word_cache, unigram_counts=cfg.unigram_counts,
                             max_length=teacher.max_length, passage_prefix=teacher.passage_prefix)
     budget = json.loads((OUT / "chunk_report.json").read_text(encoding="utf-8"))["budget"]
     print(f"chunk: {stats.documents:,} documents -> {stats.passages:,} passages (budget {budget} tokens)")

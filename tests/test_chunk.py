@@ -234,11 +234,11 @@ def test_word_counts_exact_for_the_teacher_on_korean_wikipedia(shared_kowiki: Pa
                 texts.extend([text, normalize_text(text)])
             if len(texts) >= 400:
                 break
-    from kosparse.chunk import SentencePieceCounter, WordTokenCounter
+    from kosparse.chunk import UnigramWordCounter, WordTokenCounter
 
-    fast = SentencePieceCounter.build(tok)
+    fast = UnigramWordCounter.build(tok)
     assert fast is not None
-    counter = WordTokenCounter(tok, capacity=20_000, fast=fast)  # misses of plain words through SentencePiece
+    counter = WordTokenCounter(tok, capacity=20_000, fast=fast)  # plain misses: compiled Unigram search
     encs = tok.encode_batch(texts, add_special_tokens=False)  # type: ignore[attr-defined]
     mismatched = [t[:60] for t, e in zip(texts, encs, strict=True)
                   if counter.offsets(t).count(0, len(t)) != len(e.ids)]
@@ -246,7 +246,7 @@ def test_word_counts_exact_for_the_teacher_on_korean_wikipedia(shared_kowiki: Pa
     assert counter.fast_counted > 0.9 * counter.misses
 
 
-# --- SentencePiece counts for cache misses (SentencePieceCounter) ---------------------------------
+# --- compiled Unigram counts for cache misses (UnigramWordCounter) ------------------------------
 
 ODD_WORDS = ["시기에\ufffd", "<s>가", "ＡＢＣ", "①번", "𝔘𝔫𝔦", "ㄱㄴㄷ"]
 
@@ -267,11 +267,11 @@ def test_charsmap_key_starts_cover_every_rewritten_character(offline_teacher: Pa
     assert ord("가") not in starts and ord("a") not in starts
 
 
-def test_sentencepiece_counts_equal_the_tokenizer_on_plain_words(offline_teacher: Path) -> None:
-    from kosparse.chunk import SentencePieceCounter, WordTokenCounter
+def test_unigram_counts_equal_the_tokenizer_on_plain_words(offline_teacher: Path) -> None:
+    from kosparse.chunk import UnigramWordCounter, WordTokenCounter
 
     tok = load_tok(offline_teacher)
-    fast = SentencePieceCounter.build(tok)
+    fast = UnigramWordCounter.build(tok)
     assert fast is not None
     words = list(dict.fromkeys(w for t in WORD_TEXTS + _documents_texts() for w in t.split())) + ODD_WORDS
     plain = fast.plain(words)
@@ -298,23 +298,23 @@ def test_rust_counts_do_not_depend_on_a_words_neighbours(offline_teacher: Path) 
     assert counter._count([odd]) == counter._count(["가", odd])[1:] == [inside]
 
 
-def test_sentencepiece_needs_a_unigram_metaspace_tokenizer(tiny_tokenizer_dir: Path) -> None:
+def test_unigram_needs_a_unigram_metaspace_tokenizer(tiny_tokenizer_dir: Path) -> None:
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
-    from kosparse.chunk import SentencePieceCounter
+    from kosparse.chunk import UnigramWordCounter
 
-    assert SentencePieceCounter.build(load_tok(tiny_tokenizer_dir)) is None  # WordPiece
+    assert UnigramWordCounter.build(load_tok(tiny_tokenizer_dir)) is None  # WordPiece
     tok = Tokenizer(models.Unigram([("<unk>", 0.0), ("▁a", -1.0), ("a", -2.0), ("▁", -3.0)], unk_id=0))
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    assert SentencePieceCounter.build(tok) is not None
+    assert UnigramWordCounter.build(tok) is not None
     tok.normalizer = normalizers.Replace(Regex("a+"), "b")  # rewrites letters: not a charsmap
-    assert SentencePieceCounter.build(tok) is None
+    assert UnigramWordCounter.build(tok) is None
     tok.normalizer = normalizers.Replace(Regex(" {2,}"), " ")
     tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="never")
-    assert SentencePieceCounter.build(tok) is None
+    assert UnigramWordCounter.build(tok) is None
 
 
-def test_sentencepiece_gives_the_same_passages(tmp_path: Path, offline_teacher: Path) -> None:
+def test_unigram_gives_the_same_passages(tmp_path: Path, offline_teacher: Path) -> None:
     rows = pq.read_table(_documents(tmp_path, 30)).to_pylist()
     rows[4]["text"] += " 시기에\ufffd 끝. ＡＢＣ ① 大韓民國의 <s>가."
     docs = tmp_path / "docs.parquet"
@@ -324,9 +324,9 @@ def test_sentencepiece_gives_the_same_passages(tmp_path: Path, offline_teacher: 
     for flag in (True, False):
         out[flag] = tmp_path / f"p{flag}.parquet"
         stats = chunk_documents(docs, out[flag], tmp_path / f"r{flag}.json", str(offline_teacher), budget, 1, 4,
-                                workers=1, sentencepiece=flag)
-        assert (stats.misses_counted_by_sentencepiece > 0) == flag
-        assert 0 < stats.misses_counted_by_sentencepiece < stats.word_cache_misses or not flag
+                                workers=1, unigram_counts=flag)
+        assert (stats.misses_counted_by_unigram > 0) == flag
+        assert 0 < stats.misses_counted_by_unigram < stats.word_cache_misses or not flag
     assert pq.read_table(out[True]).equals(pq.read_table(out[False]))
 
 

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kosparse.pool import bounded_imap
+from kosparse.unigram import METASPACE, UnigramTrie, all_marked
 
 PASSAGE_SCHEMA = pa.schema([
     ("passage_id", pa.string()),
@@ -85,7 +86,7 @@ class ChunkStats:
     exact_retokenized: int = 0
     word_cache_hits: int = 0
     word_cache_misses: int = 0
-    misses_counted_by_sentencepiece: int = 0
+    misses_counted_by_unigram: int = 0
 
     def add(self, other: ChunkStats) -> None:
         """Accumulate another batch's counters."""
@@ -330,32 +331,32 @@ def charsmap_key_starts(charsmap: bytes) -> set[int]:
     return starts
 
 
-class SentencePieceCounter:
-    """Exact token counts of single words through SentencePiece's C++ Unigram encoder.
+class UnigramWordCounter:
+    """Exact token counts of single *plain* words through a compiled Unigram search.
 
     Why: counting the word-cache misses is the chunk stage's main cost, and the Rust ``tokenizers``
     pipeline spends most of it outside the Unigram model (normalised-string alignments, pre-tokenizer
-    splits, an ``Encoding`` with offsets): on 567,633 distinct Korean Wikipedia words it takes 14.5 µs a
-    word encoding them joined and 8.4 µs with ``encode_batch``, SentencePiece 2.2 µs. SentencePiece is the
-    library XLM-R's and e5's Unigram vocabulary comes from; the model proto is built from
-    ``tokenizer.json`` (pieces and scores; no normaliser), so any teacher whose tokenizer has that
-    shape qualifies, the hub's multilingual-e5-large as well as the offline teacher.
+    splits, an ``Encoding`` with offsets): ~15 µs a word on Korean Wikipedia. The model's own search is
+    run by :class:`kosparse.unigram.UnigramTrie` on the vocabulary of ``tokenizer.json`` (pieces and
+    scores), so any teacher whose tokenizer has that shape qualifies, the hub's multilingual-e5-large as
+    well as the offline teacher. (Sessions 5–6 used SentencePiece's C++ encoder here: 2.3–3.1 µs a word
+    against ~0.6 µs, the same counts on 1.57 M words.)
 
     Only *plain* words take this path: words whose every character is a vocabulary piece on its own
-    (so neither tokenizer needs ``<unk>``, which ``tokenizers`` fuses and e5.c does not), begins no key
-    of the normaliser's charsmap (so normalisation leaves the word unchanged), begins no added token
-    and is not isolated by a character-class ``Split`` pre-tokenizer. The rest go to the Rust
-    tokenizer; ``tests/test_chunk.py`` checks the counts against whole-text tokenization.
+    (so the tokenizer needs no ``<unk>``), begins no key of the normaliser's charsmap (so normalisation
+    leaves the word unchanged), begins no added token and is not isolated by a character-class
+    ``Split`` pre-tokenizer. The rest go to the Rust tokenizer; ``tests/test_chunk.py`` checks the
+    counts against whole-text tokenization.
 
     Use :meth:`build`, which returns ``None`` for a tokenizer of another shape.
     """
 
-    def __init__(self, processor: Any, plain_table: np.ndarray) -> None:
-        self.processor = processor
+    def __init__(self, trie: UnigramTrie, plain_table: np.ndarray) -> None:
+        self.trie = trie
         self.plain_table = plain_table
 
     @classmethod
-    def build(cls, tokenizer: Any) -> SentencePieceCounter | None:
+    def build(cls, tokenizer: Any) -> UnigramWordCounter | None:
         """A counter equivalent to ``tokenizer`` on plain words, or ``None`` when it cannot be one.
 
         Args:
@@ -365,7 +366,7 @@ class SentencePieceCounter:
             The counter; ``None`` unless the tokenizer is a Unigram model (no byte fallback) behind a
             splitting ``Metaspace`` (optionally followed by character-class ``Split`` steps
             with ``isolated`` behaviour) and a normaliser made of ``Precompiled`` and space-only
-            ``Replace`` steps, or when ``sentencepiece`` is missing or rejects the vocabulary.
+            ``Replace`` steps.
         """
         spec = orjson.loads(tokenizer.to_str())  # 17 MB for e5: orjson takes a quarter of json's time
         model = spec.get("model") or {}
@@ -374,34 +375,13 @@ class SentencePieceCounter:
         charsmaps = _plain_normalizer_charsmaps(spec.get("normalizer"))
         if charsmaps is None or not _plain_pre_tokenizer(spec.get("pre_tokenizer")):
             return None
-        try:
-            import sentencepiece as spm
-            from sentencepiece import sentencepiece_model_pb2
-        except ImportError:
-            return None
-        pb: Any = sentencepiece_model_pb2  # generated protobuf module: no static attributes
         vocab: list[list[Any]] = model["vocab"]
+        if not vocab:
+            return None
         unk_id = model.get("unk_id")
         added = [t["content"] for t in spec.get("added_tokens") or []]
-        proto = pb.ModelProto()
-        piece_type = pb.ModelProto.SentencePiece
-        for i, (piece, score) in enumerate(vocab):
-            entry = proto.pieces.add()
-            entry.piece, entry.score = piece, float(score)
-            entry.type = (piece_type.UNKNOWN if i == unk_id else
-                          piece_type.CONTROL if piece in added else piece_type.NORMAL)
-        proto.trainer_spec.model_type = pb.TrainerSpec.UNIGRAM
-        proto.trainer_spec.unk_id = unk_id if unk_id is not None else 0
-        proto.normalizer_spec.name = "identity"
-        proto.normalizer_spec.add_dummy_prefix = True
-        proto.normalizer_spec.remove_extra_whitespaces = False
-        proto.normalizer_spec.escape_whitespaces = True
-        try:
-            processor = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
-        except (RuntimeError, OSError):
-            return None
         plain = {ord(p) for i, (p, _) in enumerate(vocab) if len(p) == 1 and i != unk_id and p not in added}
-        plain -= {ord("\u2581")} | {c for c in plain if chr(c).isspace()}
+        plain -= {METASPACE} | {c for c in plain if chr(c).isspace()}
         for blob in charsmaps:
             plain -= charsmap_key_starts(blob)
         plain -= {ord(t[0]) for t in added if t}
@@ -410,24 +390,33 @@ class SentencePieceCounter:
             plain = {c for c in plain if len(pre.pre_tokenize_str(chr(c) * 2)) == 1}
         table = np.zeros(0x110000, dtype=bool)
         table[np.fromiter(plain, dtype=np.int64, count=len(plain))] = True
-        return cls(processor, table)
+        return cls(UnigramTrie(vocab), table)
 
     def plain(self, words: list[str]) -> np.ndarray:
-        """Which of ``words`` (non-empty, without whitespace) SentencePiece counts exactly."""
-        cp = np.frombuffer("".join(words).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        ok = self.plain_table[cp]
-        lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-        starts = np.cumsum(lengths) - lengths
-        return np.logical_and.reduceat(ok, starts) if len(words) else np.zeros(0, dtype=bool)
+        """Which of ``words`` (non-empty, without whitespace) this counter counts exactly."""
+        cp, starts, ends = _word_code_points(words)
+        return self.plain_spans(cp, starts, ends)
+
+    def plain_spans(self, cp: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """:meth:`plain` for the words ``cp[starts[i]:ends[i]]`` of a code-point array."""
+        return all_marked(cp, starts, ends, self.plain_table)
 
     def counts(self, words: list[str]) -> list[int]:
-        """Token counts of plain ``words``.
+        """Token counts of plain ``words``."""
+        cp, starts, ends = _word_code_points(words)
+        return self.counts_spans(cp, starts, ends).tolist()
 
-        One call per word list, not one over the words joined by spaces: joined calls of 4,096 words were
-        2.3x faster but counted 10 of 1.57 M Korean Wikipedia words differently (numbers such as
-        ``874.46``), most likely because the Viterbi search sums float32 scores along the whole input.
-        """
-        return list(map(len, self.processor.encode(words, num_threads=1)))  # workers are the parallelism
+    def counts_spans(self, cp: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """:meth:`counts` for the plain words ``cp[starts[i]:ends[i]]`` of a code-point array."""
+        return self.trie.counts(cp, starts, ends)
+
+
+def _word_code_points(words: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``words`` as one code-point array and each word's ``[start, end)`` in it."""
+    cp = np.frombuffer("".join(words).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    ends = np.cumsum(lengths)
+    return cp, ends - lengths, ends
 
 
 def _plain_normalizer_charsmaps(spec: dict[str, Any] | None) -> list[bytes] | None:
@@ -489,7 +478,7 @@ class WordTokenCounter:
     position of a token *inside* a word, so the rare hard cut inside a sentence longer than the budget
     raises :class:`NeedExactOffsets` for the caller to retokenize that document.
 
-    Words new to the cache are counted by :class:`SentencePieceCounter` where the tokenizer allows it
+    Words new to the cache are counted by :class:`UnigramWordCounter` where the tokenizer allows it
     (plain words) and by the tokenizer itself otherwise.
 
     Args:
@@ -498,7 +487,7 @@ class WordTokenCounter:
         fast: Counter for plain words (``None``: the tokenizer counts every miss).
     """
 
-    def __init__(self, tokenizer: Any, capacity: int, fast: SentencePieceCounter | None = None) -> None:
+    def __init__(self, tokenizer: Any, capacity: int, fast: UnigramWordCounter | None = None) -> None:
         from kosparse.wordtable import WordTable  # compiled on first use (Numba)
 
         self.tokenizer = tokenizer
@@ -525,8 +514,7 @@ class WordTokenCounter:
         doc_ends = np.cumsum(lengths + 1) - 1
         found = self.table.scan(cp, doc_ends)
         if len(found.new_slots):
-            words = [joined[a:b] for a, b in zip(found.new_starts.tolist(), found.new_ends.tolist(), strict=True)]
-            self.table.set_counts(found.new_slots, np.asarray(self._count(words), dtype=np.int32))
+            self.table.set_counts(found.new_slots, self._count_spans(joined, cp, found.new_starts, found.new_ends))
         self.misses += len(found.new_slots)
         self.hits += len(found.slots) - len(found.new_slots)
         cum = np.zeros(len(found.slots) + 1, dtype=np.int64)
@@ -540,21 +528,28 @@ class WordTokenCounter:
         return out
 
     def _count(self, words: list[str]) -> list[int]:
-        """Token counts of ``words``: plain ones through SentencePiece, the others through the tokenizer."""
+        """Token counts of ``words`` (non-empty, without whitespace)."""
+        cp, starts, ends = _word_code_points(words)
+        return self._count_spans("".join(words), cp, starts, ends).tolist()
+
+    def _count_spans(self, text: str, cp: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Token counts of the words ``text[starts[i]:ends[i]]`` (``cp``: the code points of ``text``).
+
+        Plain words are counted by the compiled counter straight from the code points; the others (and
+        every word without one) by the tokenizer, which needs them as strings.
+        """
         fast = self.fast
-        if fast is None:
-            return self._count_rust(words)
-        plain = fast.plain(words)
+        counts = np.zeros(len(starts), dtype=np.int32)
+        plain = fast.plain_spans(cp, starts, ends) if fast is not None else np.zeros(len(starts), dtype=bool)
         n_plain = int(plain.sum())
-        self.fast_counted += n_plain
-        if n_plain == len(words):
-            return fast.counts(words)
-        counts = np.zeros(len(words), dtype=np.int64)
-        rows = np.flatnonzero(plain)
-        counts[rows] = fast.counts([words[i] for i in rows.tolist()])
-        rows = np.flatnonzero(~plain)
-        counts[rows] = self._count_rust([words[i] for i in rows.tolist()])
-        return counts.tolist()
+        if fast is not None and n_plain:
+            self.fast_counted += n_plain
+            counts[plain] = fast.counts_spans(cp, starts[plain], ends[plain])
+        if n_plain < len(starts):
+            rows = np.flatnonzero(~plain)
+            words = [text[a:b] for a, b in zip(starts[rows].tolist(), ends[rows].tolist(), strict=True)]
+            counts[rows] = self._count_rust(words)
+        return counts
 
     def _count_rust(self, words: list[str]) -> list[int]:
         """Token counts of ``words`` from one tokenizer call over the words joined by spaces.
@@ -679,7 +674,7 @@ def load_backend_tokenizer(name_or_path: str) -> Any:
 def trim_heap() -> None:
     """Give freed heap memory back to the operating system (glibc's ``malloc_trim``; a no-op elsewhere).
 
-    Why: reading a 250,000-piece ``tokenizer.json`` and building the SentencePiece model leave freed
+    Why: reading a 250,000-piece ``tokenizer.json`` and building the Unigram trie leave freed
     allocations that glibc keeps mapped (~60 MB a worker; ~240 MB in the parent, whose tokenizer only
     measured the budget). It also fixes glibc's mmap threshold at 1 MB, so that later large blocks are
     returned when freed (no measurable change in chunk's peak on the shared articles).
@@ -720,12 +715,12 @@ class _Worker:
 
     @classmethod
     def init(cls, tokenizer_path: str, overlap: int, min_tokens: int, splitter: str,
-             word_cache: int = 0, sentencepiece: bool = True) -> None:
+             word_cache: int = 0, unigram_counts: bool = True) -> None:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         cls.tokenizer = load_backend_tokenizer(tokenizer_path)
         cls.packer = Packer(0, overlap, min_tokens, make_splitter(splitter))  # the budget comes with each batch
         use_words = word_cache > 0 and splits_on_whitespace(cls.tokenizer)
-        fast = SentencePieceCounter.build(cls.tokenizer) if use_words and sentencepiece else None
+        fast = UnigramWordCounter.build(cls.tokenizer) if use_words and unigram_counts else None
         cls.words = WordTokenCounter(cls.tokenizer, word_cache, fast) if use_words else None
         trim_heap()
 
@@ -770,7 +765,7 @@ class _Worker:
         if words is not None:
             packer.stats.word_cache_hits += words.hits - hits
             packer.stats.word_cache_misses += words.misses - misses
-            packer.stats.misses_counted_by_sentencepiece += words.fast_counted - fast
+            packer.stats.misses_counted_by_unigram += words.fast_counted - fast
         table = pa.Table.from_pylist(rows, schema=PASSAGE_SCHEMA)
         return table, packer.stats
 
@@ -785,7 +780,7 @@ def _batches(documents: Path, batch_docs: int) -> Iterator[pa.RecordBatch]:
 def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_path: str, budget: int | None,
                     overlap: int, min_tokens: int, splitter: str = "sentencex", workers: int = 0,
                     batch_docs: int = 512, progress: Callable[[int], None] | None = None,
-                    word_cache: int = 1_000_000, sentencepiece: bool = True, max_length: int = 512,
+                    word_cache: int = 1_000_000, unigram_counts: bool = True, max_length: int = 512,
                     passage_prefix: str = "passage: ") -> ChunkStats:
     """Chunk ``documents.parquet`` into ``passages.parquet``.
 
@@ -808,7 +803,7 @@ def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_pat
         progress: Optional callback with the number of documents done.
         word_cache: Words whose token counts each worker caches (:class:`WordTokenCounter`); 0 tokenizes
             every document whole.
-        sentencepiece: Count cache misses of plain words with :class:`SentencePieceCounter` when the
+        unigram_counts: Count cache misses of plain words with :class:`UnigramWordCounter` when the
             tokenizer allows it (the same counts, faster).
         max_length: The teacher's maximum sequence length (for a ``None`` budget).
         passage_prefix: The teacher's passage prefix (for a ``None`` budget).
@@ -820,7 +815,7 @@ def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_pat
     n_workers = workers or os.cpu_count() or 1
     t0 = time.perf_counter()
     total = ChunkStats()
-    init_args = (tokenizer_path, overlap, min_tokens, splitter, word_cache, sentencepiece)
+    init_args = (tokenizer_path, overlap, min_tokens, splitter, word_cache, unigram_counts)
 
     def measured() -> int:
         """The budget; the tokenizer it loads (~300 MB) is freed before the batches are read."""
@@ -845,7 +840,7 @@ def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_pat
                                                           2 * n_workers, payload=lambda rb: (rb, used)))
                 _drain(results, writer, total, progress)
     report = {**asdict(total), "budget": used, "splitter": splitter, "overlap_sentences": overlap,
-              "min_tokens": min_tokens, "word_cache": word_cache, "sentencepiece": sentencepiece,
+              "min_tokens": min_tokens, "word_cache": word_cache, "unigram_counts": unigram_counts,
               "tokenizer": tokenizer_path, "workers": n_workers, "seconds": round(time.perf_counter() - t0, 3)}
     report_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return total

@@ -201,8 +201,9 @@ class ChunkConfig:
         batch_docs: Documents per work batch.
         word_cache: Words whose token counts each worker caches (exact for tokenizers that split on
             whitespace first, as e5/XLM-R and BERT do; others are tokenized whole); 0 turns it off.
-        sentencepiece: Count the cache misses of plain words with SentencePiece's C++ Unigram encoder when
-            the teacher's tokenizer is a Unigram behind Metaspace (e5/XLM-R): the same counts, faster.
+        unigram_counts: Count the cache misses of plain words with a compiled Unigram search
+            (:mod:`kosparse.unigram`) when the teacher's tokenizer is a Unigram behind Metaspace
+            (e5/XLM-R): the same counts, faster.
     """
 
     max_tokens: int | None = None
@@ -212,7 +213,7 @@ class ChunkConfig:
     workers: int = 0
     batch_docs: int = 512
     word_cache: int = 1_000_000
-    sentencepiece: bool = True
+    unigram_counts: bool = True
 
     def __post_init__(self) -> None:
         require(self.word_cache >= 0, "chunk.word_cache", "must be >= 0")

@@ -368,7 +368,7 @@ class UnigramWordCounter:
             with ``isolated`` behaviour) and a normaliser made of ``Precompiled`` and space-only
             ``Replace`` steps.
         """
-        spec = orjson.loads(tokenizer.to_str())  # 17 MB for e5: orjson takes a quarter of json's time
+        spec = orjson.loads(tokenizer.to_str())  # 7.7 MB for e5 (orjson: 0.15 s)
         model = spec.get("model") or {}
         if model.get("type") != "Unigram" or model.get("byte_fallback"):
             return None
@@ -588,7 +588,10 @@ def splits_on_whitespace(tokenizer: Any) -> bool:
         ``BertPreTokenizer``, alone or first in a ``Sequence``; False otherwise (e.g. byte-level BPE,
         which keeps the space inside the next token).
     """
-    spec = json.loads(tokenizer.to_str()).get("pre_tokenizer") or {}
+    pre = tokenizer.pre_tokenizer
+    # The pickled state of a pre-tokenizer is its JSON: 86 kB for e5, where the whole tokenizer is 7.7 MB
+    # (0.27 s a worker to serialise and parse).
+    spec = orjson.loads(pre.__getstate__()) if pre is not None else {}
     if spec.get("type") == "Sequence":
         spec = (spec.get("pretokenizers") or [{}])[0]
     kind = spec.get("type")
@@ -675,8 +678,8 @@ def trim_heap() -> None:
     """Give freed heap memory back to the operating system (glibc's ``malloc_trim``; a no-op elsewhere).
 
     Why: reading a 250,000-piece ``tokenizer.json`` and building the Unigram trie leave freed
-    allocations that glibc keeps mapped (~60 MB a worker; ~240 MB in the parent, whose tokenizer only
-    measured the budget). It also fixes glibc's mmap threshold at 1 MB, so that later large blocks are
+    allocations that glibc keeps mapped (~60 MB a worker, measured with session 6's SentencePiece set-up).
+    It also fixes glibc's mmap threshold at 1 MB, so that later large blocks are
     returned when freed (no measurable change in chunk's peak on the shared articles).
     """
     with contextlib.suppress(OSError, AttributeError):  # not glibc
@@ -723,6 +726,11 @@ class _Worker:
         fast = UnigramWordCounter.build(cls.tokenizer) if use_words and unigram_counts else None
         cls.words = WordTokenCounter(cls.tokenizer, word_cache, fast) if use_words else None
         trim_heap()
+
+    @classmethod
+    def budget(cls, max_length: int, passage_prefix: str) -> int:
+        """:func:`passage_budget` with this worker's tokenizer (the parent loads none)."""
+        return passage_budget(cls.tokenizer, max_length, passage_prefix)
 
     @classmethod
     def _pack(cls, packer: Packer, text: str, offsets: WordOffsets | None) -> list[Passage]:
@@ -793,8 +801,7 @@ def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_pat
         report_path: Output JSON with the counters and settings.
         tokenizer_path: Teacher model folder or hub id (its tokenizer measures the budget).
         budget: Maximum tokens of passage text; ``None``: what a passage of the teacher's ``max_length``
-            leaves for the text after ``passage_prefix`` (:func:`passage_budget`), measured while the
-            workers start.
+            leaves for the text after ``passage_prefix`` (:func:`passage_budget`), measured by a worker.
         overlap: Sentences of overlap between consecutive passages of a document.
         min_tokens: Least free room worth filling sentence by sentence (see :class:`Packer`).
         splitter: Sentence splitter name (:func:`make_splitter`).
@@ -817,25 +824,19 @@ def chunk_documents(documents: Path, out: Path, report_path: Path, tokenizer_pat
     total = ChunkStats()
     init_args = (tokenizer_path, overlap, min_tokens, splitter, word_cache, unigram_counts)
 
-    def measured() -> int:
-        """The budget; the tokenizer it loads (~300 MB) is freed before the batches are read."""
-        if budget is not None:
-            return budget
-        value = passage_budget(load_backend_tokenizer(tokenizer_path), max_length, passage_prefix)
-        trim_heap()
-        return value
-
     with pq.ParquetWriter(out, PASSAGE_SCHEMA, compression="zstd") as writer:
         if n_workers == 1:
-            used = measured()
             _Worker.init(*init_args)
+            used = budget if budget is not None else _Worker.budget(max_length, passage_prefix)
             results: Iterator[tuple[pa.Table, ChunkStats]] = map(
                 _Worker.run, ((rb, used) for rb in _batches(documents, batch_docs)))
             _drain(results, writer, total, progress)
         else:
             ctx = get_context("spawn")  # fork after tokenizers/Kiwi threads start can deadlock
             with ctx.Pool(n_workers, initializer=_Worker.init, initargs=init_args) as pool:
-                used = measured()  # while the workers start
+                # A worker measures the budget: loading a tokenizer here (~0.8 s, ~300 MB) would compete
+                # with the workers' start-up for the cores.
+                used = budget if budget is not None else pool.apply(_Worker.budget, (max_length, passage_prefix))
                 results = (out for _, out in bounded_imap(pool, _Worker.run, _batches(documents, batch_docs),
                                                           2 * n_workers, payload=lambda rb: (rb, used)))
                 _drain(results, writer, total, progress)

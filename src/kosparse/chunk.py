@@ -756,25 +756,39 @@ class _Worker:
         packer.stats = ChunkStats()
         words = cls.words
         hits, misses, fast = (words.hits, words.misses, words.fast_counted) if words else (0, 0, 0)
-        docs = batch.to_pylist()
-        offsets = words.offsets_batch([doc["text"] for doc in docs]) if words is not None else [None] * len(docs)
-        rows: list[dict[str, Any]] = []
-        for doc, offs in zip(docs, offsets, strict=True):
-            passages = cls._pack(packer, doc["text"], offs)
+        texts = batch.column("text").to_pylist()
+        sources, ids = batch.column("source").to_pylist(), batch.column("id").to_pylist()
+        offsets = words.offsets_batch(texts) if words is not None else [None] * len(texts)
+        # Columns, not row dicts: the document columns are gathered by Arrow (``take``) once per batch.
+        doc_of: list[int] = []
+        passage_ids: list[str] = []
+        chunk_index: list[int] = []
+        passage_texts: list[str] = []
+        n_tokens: list[int] = []
+        sentence_starts: list[list[int]] = []
+        for d, (text, offs) in enumerate(zip(texts, offsets, strict=True)):
+            passages = cls._pack(packer, text, offs)
             packer.stats.documents += 1
             for k, p in enumerate(passages):
-                rows.append({
-                    "passage_id": f"{doc['source']}:{doc['id']}#{k}", "source": doc["source"], "doc_id": doc["id"],
-                    "chunk_index": k, "title": doc["title"], "url": doc["url"], "text": p.text,
-                    "n_tokens": p.tokens, "sentence_starts": p.sentence_starts,
-                })
-                packer.stats.passages += 1
+                doc_of.append(d)
+                passage_ids.append(f"{sources[d]}:{ids[d]}#{k}")
+                chunk_index.append(k)
+                passage_texts.append(p.text)
+                n_tokens.append(p.tokens)
+                sentence_starts.append(p.sentence_starts)
                 packer.stats.tokens += p.tokens
+        packer.stats.passages += len(doc_of)
         if words is not None:
             packer.stats.word_cache_hits += words.hits - hits
             packer.stats.word_cache_misses += words.misses - misses
             packer.stats.misses_counted_by_unigram += words.fast_counted - fast
-        table = pa.Table.from_pylist(rows, schema=PASSAGE_SCHEMA)
+        take = pa.array(doc_of, pa.int32())
+        column = {name: batch.column(name).take(take) for name in ("source", "title", "url")}
+        table = pa.Table.from_arrays([
+            pa.array(passage_ids, pa.string()), column["source"], batch.column("id").take(take),
+            pa.array(chunk_index, pa.int32()), column["title"], column["url"], pa.array(passage_texts, pa.string()),
+            pa.array(n_tokens, pa.int32()), pa.array(sentence_starts, pa.list_(pa.int32())),
+        ], schema=PASSAGE_SCHEMA)
         return table, packer.stats
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -34,7 +34,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kosparse.pool import bounded_imap
-from kosparse.unigram import METASPACE, UnigramTrie, all_marked
+
+if TYPE_CHECKING:  # Numba, which kosparse.unigram needs, loads in the workers only (~0.3 s, ~60 MB)
+    from kosparse.unigram import UnigramTrie
 
 PASSAGE_SCHEMA = pa.schema([
     ("passage_id", pa.string()),
@@ -368,6 +370,8 @@ class UnigramWordCounter:
             with ``isolated`` behaviour) and a normaliser made of ``Precompiled`` and space-only
             ``Replace`` steps.
         """
+        from kosparse.unigram import METASPACE, UnigramTrie
+
         spec = orjson.loads(tokenizer.to_str())  # 7.7 MB for e5 (orjson: 0.15 s)
         model = spec.get("model") or {}
         if model.get("type") != "Unigram" or model.get("byte_fallback"):
@@ -399,6 +403,8 @@ class UnigramWordCounter:
 
     def plain_spans(self, cp: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """:meth:`plain` for the words ``cp[starts[i]:ends[i]]`` of a code-point array."""
+        from kosparse.unigram import all_marked
+
         return all_marked(cp, starts, ends, self.plain_table)
 
     def counts(self, words: list[str]) -> list[int]:

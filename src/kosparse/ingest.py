@@ -222,7 +222,7 @@ def ingest(sources: list[SourceConfig], cfg: IngestConfig, documents_path: Path,
         for source, rows, prepared in _prepared_batches(sources, root, cfg, n_workers):
             keep = [False] * prepared.docs.num_rows
             for (path, row), prep in zip(rows, prepared.outcomes, strict=True):
-                if path != current:
+                if path is not current:  # one Path object per file: identity is enough (and cheaper)
                     current = path
                     stats = FileStats(_relative(path, root), source.name)
                     all_stats.append(stats)

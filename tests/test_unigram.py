@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from kosparse.unigram import UnigramTrie, all_marked
@@ -71,3 +72,14 @@ def test_all_marked() -> None:
     table[[ord("가"), ord("a")]] = True
     words = ["가a", "가b", "a", "\U0010ffff"]
     assert all_marked(*_code_points(words), table).tolist() == [True, False, True, False]
+
+
+def test_a_word_without_segmentation_is_an_error_not_a_count() -> None:
+    from kosparse.chunk import UnigramWordCounter
+
+    table = np.zeros(0x110000, dtype=bool)
+    table[[ord("a"), ord("z")]] = True  # "z" wrongly marked plain: it is no piece
+    counter = UnigramWordCounter(UnigramTrie([("<unk>", 0.0), ("▁", -1.0), ("a", -1.0)]), table)
+    assert counter.counts(["a", "aa"]) == [2, 3]
+    with pytest.raises(RuntimeError, match="no Unigram segmentation"):
+        counter.counts(["a", "z"])

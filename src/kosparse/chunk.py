@@ -414,7 +414,10 @@ class UnigramWordCounter:
 
     def counts_spans(self, cp: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """:meth:`counts` for the plain words ``cp[starts[i]:ends[i]]`` of a code-point array."""
-        return self.trie.counts(cp, starts, ends)
+        counts = self.trie.counts(cp, starts, ends)
+        if len(counts) and int(counts.min()) < 0:  # cannot happen for plain words: never pass a wrong count on
+            raise RuntimeError("a word of single-piece characters had no Unigram segmentation")
+        return counts
 
 
 def _word_code_points(words: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -792,9 +792,9 @@ class _Worker:
             packer.stats.word_cache_misses += words.misses - misses
             packer.stats.misses_counted_by_unigram += words.fast_counted - fast
         take = pa.array(doc_of, pa.int32())
-        column = {name: batch.column(name).take(take) for name in ("source", "title", "url")}
+        column = {name: batch.column(name).take(take) for name in ("source", "id", "title", "url")}
         table = pa.Table.from_arrays([
-            pa.array(passage_ids, pa.string()), column["source"], batch.column("id").take(take),
+            pa.array(passage_ids, pa.string()), column["source"], column["id"],
             pa.array(chunk_index, pa.int32()), column["title"], column["url"], pa.array(passage_texts, pa.string()),
             pa.array(n_tokens, pa.int32()), pa.array(sentence_starts, pa.list_(pa.int32())),
         ], schema=PASSAGE_SCHEMA)
